@@ -1,0 +1,1 @@
+"""analytics: the KPIs officials follow, projected from order and shipment events."""

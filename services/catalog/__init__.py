@@ -1,0 +1,1 @@
+"""catalog: sellers (households, cooperatives, aggregators) and their OCOP products."""

@@ -1,0 +1,97 @@
+"""catalog's HTTP API: thin handlers over the commands and queries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from vuonminh.catalog import commands
+from vuonminh.catalog.domain import CatalogError
+from vuonminh.catalog.models import Product, ProductIn, ProductOut, Seller, SellerIn, SellerOut
+from vuonminh.shared.addresses import find_province, find_ward
+from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.runtime import ServiceRuntime
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+Runtime = Annotated[ServiceRuntime, Depends(runtime_of("catalog"))]
+Session = Annotated[AsyncSession, Depends(session_of("catalog"))]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def _seller_out(seller: Seller) -> SellerOut:
+    ward, province = find_ward(seller.ward_code), find_province(seller.province_code)
+    return SellerOut(
+        **seller.model_dump(),
+        ward_name=ward.name if ward else "",
+        province_name=province.name if province else "",
+    )
+
+
+@router.get("/sellers", response_model=list[SellerOut])
+async def list_sellers(
+    session: Session,
+    ward_code: str | None = None,
+    province_code: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[SellerOut]:
+    query = select(Seller).order_by(col(Seller.seller_id)).limit(limit).offset(offset)
+    if ward_code:
+        query = query.where(Seller.ward_code == ward_code)
+    if province_code:
+        query = query.where(Seller.province_code == province_code)
+    return [_seller_out(s) for s in (await session.exec(query)).all()]
+
+
+@router.get("/sellers/{seller_id}", response_model=SellerOut)
+async def get_seller(seller_id: str, session: Session) -> SellerOut:
+    seller = await session.get(Seller, seller_id)
+    if seller is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"seller {seller_id!r} not found")
+    return _seller_out(seller)
+
+
+@router.post("/sellers", response_model=SellerOut, status_code=status.HTTP_201_CREATED)
+async def register_seller(request: SellerIn, runtime: Runtime, response: Response) -> SellerOut:
+    try:
+        async with runtime.unit_of_work() as uow:
+            seller, created = await commands.register_seller(uow, request)
+    except CatalogError as error:
+        raise HTTPException(error.status, error.message) from error
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return _seller_out(seller)
+
+
+@router.get("/products", response_model=list[ProductOut])
+async def list_products(
+    session: Session, seller_id: str | None = None, limit: Limit = 100, offset: Offset = 0
+) -> list[Product]:
+    query = select(Product).order_by(col(Product.sku)).limit(limit).offset(offset)
+    if seller_id:
+        query = query.where(Product.seller_id == seller_id)
+    return list((await session.exec(query)).all())
+
+
+@router.get("/products/{sku}", response_model=ProductOut)
+async def get_product(sku: str, session: Session) -> Product:
+    product = await session.get(Product, sku)
+    if product is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"product {sku!r} not found")
+    return product
+
+
+@router.post("/products", response_model=ProductOut, status_code=status.HTTP_201_CREATED)
+async def list_product(request: ProductIn, runtime: Runtime, response: Response) -> Product:
+    try:
+        async with runtime.unit_of_work() as uow:
+            product, created = await commands.list_product(uow, request)
+    except CatalogError as error:
+        raise HTTPException(error.status, error.message) from error
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return product

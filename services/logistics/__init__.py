@@ -1,0 +1,1 @@
+"""logistics: splits placed orders into per-seller shipments, picks carriers, dispatches."""

@@ -1,0 +1,18 @@
+"""orders as the runtime sees it."""
+
+from vuonminh.orders import handlers
+from vuonminh.orders.api import router
+from vuonminh.orders.models import OrdersTable
+from vuonminh.shared.events import OrderReceived, ProductListed, SellerRegistered, Topic
+from vuonminh.shared.service import ServiceSpec
+
+SERVICE = ServiceSpec(
+    name="orders",
+    metadata=OrdersTable.metadata,
+    router=router,
+    subscriptions={
+        Topic.CATALOG_SELLERS: {SellerRegistered.TYPE: handlers.on_seller_registered},
+        Topic.CATALOG_PRODUCTS: {ProductListed.TYPE: handlers.on_product_listed},
+        Topic.ORDERS_INTAKE: {OrderReceived.TYPE: handlers.on_order_received},
+    },
+)

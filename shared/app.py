@@ -1,0 +1,147 @@
+"""The HTTP application: the services' routers plus health, readiness and metrics."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlmodel.ext.asyncio.session import AsyncSession
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vuonminh.shared.runtime import Platform, ServiceRuntime
+
+MAX_BODY_BYTES = 256 * 1024
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """413 for bodies over the limit, checked on Content-Length and while streaming.
+
+    uvicorn has no body limit of its own; a chunked upload must not be able to fill memory.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps({"detail": f"request body exceeds {self.max_bytes // 1024} KiB"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def runtime_of(name: str) -> Callable[[Request], ServiceRuntime]:
+    def dependency(request: Request) -> ServiceRuntime:
+        return request.app.state.platform.service(name)
+
+    return dependency
+
+
+def session_of(name: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
+    async def dependency(request: Request) -> AsyncIterator[AsyncSession]:
+        async with request.app.state.platform.service(name).sessions() as session:
+            yield session
+
+    return dependency
+
+
+def _ops_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process and its background loops are running")
+    async def healthz(request: Request) -> JSONResponse:
+        platform: Platform = request.app.state.platform
+        dead = [name for name, rt in platform.runtimes.items() if not rt.is_live()]
+        if dead:
+            return JSONResponse({"status": "failing", "dead_loops_in": dead}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    @router.get("/readyz", summary="Readiness: database reachable, consumers assigned and polling")
+    async def readyz(request: Request) -> JSONResponse:
+        platform: Platform = request.app.state.platform
+        checks = {name: await rt.readiness() for name, rt in platform.runtimes.items()}
+        ready = all(state == "ok" for service in checks.values() for state in service.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "mode": platform.mode, "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def create_app(
+    platform: Platform, *, on_started: Callable[[Platform], Awaitable[None]] | None = None
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await platform.start()
+        try:
+            if on_started:
+                await on_started(platform)
+            yield
+        finally:
+            await platform.stop()
+
+    app = FastAPI(
+        title="VươnMình",
+        summary="Order backbone for commune e-commerce",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    app.add_middleware(BodySizeLimit)
+    for runtime in platform.runtimes.values():
+        app.include_router(runtime.spec.router)
+    app.include_router(_ops_router())
+    return app
+
+

@@ -1,0 +1,144 @@
+"""The `vuonminh` command: run the platform embedded, serve one service, send demo orders."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from vuonminh.shared.app import create_app
+from vuonminh.shared.logging import configure_logging
+from vuonminh.shared.runtime import SERVICE_NAMES, Platform, embedded_platform, kafka_platform
+from vuonminh.shared.settings import Settings, get_settings
+
+
+def _direct_secret(settings: Settings, data_dir: Path) -> tuple[str, bool]:
+    """VUONMINH_DIRECT_SECRET, else one generated once and kept in the data dir across restarts."""
+    if settings.direct_secret:
+        return settings.direct_secret, False
+    path = data_dir / "direct-secret"
+    if path.exists():
+        return path.read_text().strip(), True
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_hex(24)
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+    return secret, True
+
+
+def _serve(app: object, host: str, port: int) -> None:
+    # Our structlog setup stays in charge: uvicorn's own logging config is not applied.
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=20)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    secret, generated = _direct_secret(settings, data_dir)
+    settings.direct_secret = secret
+    platform = embedded_platform(settings, data_dir)
+    base_url = f"http://{args.host}:{args.port}"
+
+    async def on_started(started: Platform) -> None:
+        if args.demo:
+            from vuonminh.shared.demo import load_demo_catalog
+
+            sellers, products = await load_demo_catalog(started)
+            print(f"Demo catalog loaded: {sellers} new sellers, {products} new products.", file=sys.stderr)
+        print(
+            "\n".join(
+                [
+                    "",
+                    "VươnMình is running (embedded: one process, SQLite files and a local log in "
+                    f"{data_dir.resolve()})",
+                    f"  API docs      {base_url}/docs",
+                    f"  Webhook       POST {base_url}/v1/webhooks/direct",
+                    f"  Orders        {base_url}/v1/orders",
+                    f"  Sellers       {base_url}/v1/sellers",
+                    f"  Shipments     {base_url}/v1/shipments?order_id=<id>",
+                    f"  KPIs          {base_url}/v1/kpis/communes/03390?from=2026-01-01&to=2026-12-31",
+                    f"  Readiness     {base_url}/readyz",
+                    f"  Webhook secret ({'generated, kept in the data dir' if generated else 'VUONMINH_DIRECT_SECRET'}): "
+                    f"{secret}",
+                    "  Send signed demo orders from another terminal:",
+                    f"    vuonminh send-orders --url {base_url} --secret {secret} --count 20",
+                    "",
+                ]
+            ),
+            file=sys.stderr,
+            flush=True,
+        )
+
+    _serve(create_app(platform, on_started=on_started), args.host, args.port)
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    if args.service == "orders" and not settings.direct_secret:
+        raise SystemExit("orders needs VUONMINH_DIRECT_SECRET: the secret shops sign direct webhooks with")
+    _serve(create_app(kafka_platform(settings, [args.service])), args.host, args.port)
+
+
+def cmd_send_orders(args: argparse.Namespace) -> None:
+    from vuonminh.shared.sender import send_orders
+
+    report = asyncio.run(
+        send_orders(
+            base_url=args.url,
+            secret=args.secret or get_settings().direct_secret or "",
+            count=args.count,
+            concurrency=args.concurrency,
+            run_id=args.run_id,
+            seed=args.seed,
+            livestream_id=args.livestream_id,
+            retries=args.retries,
+        )
+    )
+    print(report.summary())
+    if any(not status.startswith("2") for status in report.statuses):
+        sys.exit(1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vuonminh", description="Order backbone for commune e-commerce.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="all four services in one process, on SQLite and a local log")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8000)
+    run.add_argument("--data-dir", help="where the SQLite files live (default: VUONMINH_DATA_DIR or .vuonminh)")
+    run.add_argument("--demo", action="store_true", help="load the demo sellers and products")
+    run.set_defaults(func=cmd_run)
+
+    serve = commands.add_parser("serve", help="one service against Kafka and PostgreSQL")
+    serve.add_argument("service", choices=SERVICE_NAMES)
+    serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container listens on all interfaces
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    send = commands.add_parser("send-orders", help="send signed demo orders to a running platform")
+    send.add_argument("--url", default="http://127.0.0.1:8000")
+    send.add_argument("--secret", help="the webhook secret (default: VUONMINH_DIRECT_SECRET)")
+    send.add_argument("--count", type=int, default=20)
+    send.add_argument("--concurrency", type=int, default=8)
+    send.add_argument("--run-id", help="prefix of the shop order ids (default: demo-<unix time>)")
+    send.add_argument("--seed", type=int, default=1)
+    send.add_argument("--livestream-id")
+    send.add_argument("--retries", type=int, default=3, help="retries per order on a non-2xx reply")
+    send.set_defaults(func=cmd_send_orders)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(level=settings.log_level, json=settings.log_json)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

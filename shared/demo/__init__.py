@@ -1,0 +1,63 @@
+"""Demo data kept in the repo: sellers and products of real programme communes, and orders."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import timedelta
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from vuonminh.shared.timeutil import utc_now
+
+
+@lru_cache
+def demo_catalog() -> dict[str, Any]:
+    return json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
+
+
+async def load_demo_catalog(platform: Any) -> tuple[int, int]:
+    """Registers the demo sellers and products through catalog's own commands (idempotent).
+
+    Returns how many were newly created.
+    """
+    # The composition root may know the services; the services never import this module.
+    from vuonminh.catalog import commands
+    from vuonminh.catalog.models import ProductIn, SellerIn
+
+    catalog = platform.service("catalog")
+    data = demo_catalog()
+    sellers = products = 0
+    for seller in data["sellers"]:
+        async with catalog.unit_of_work() as uow:
+            _, created = await commands.register_seller(uow, SellerIn(**seller))
+            sellers += created
+    for product in data["products"]:
+        fields = {k: v for k, v in product.items() if k != "price_vnd"}
+        async with catalog.unit_of_work() as uow:
+            _, created = await commands.list_product(uow, ProductIn(**fields))
+            products += created
+    return sellers, products
+
+
+def demo_order(sequence: int, *, rng: random.Random, run_id: str, livestream_id: str | None = None) -> dict[str, Any]:
+    """A realistic direct-channel order body; ids are unique per (run_id, sequence)."""
+    data = demo_catalog()
+    products = rng.sample(data["products"], k=rng.choice((1, 1, 1, 2, 3)))
+    address = rng.choice(data["buyer_addresses"])
+    return {
+        "shop_id": rng.choice(data["shops"]),
+        "order_id": f"{run_id}-{sequence:07d}",
+        "placed_at": (utc_now() - timedelta(seconds=rng.randint(0, 600))).isoformat(),
+        "livestream_id": livestream_id,
+        "buyer": {
+            "name": rng.choice(data["buyer_names"]),
+            "phone": f"09{rng.randint(10_000_000, 99_999_999)}",
+            "address": address,
+        },
+        "items": [
+            {"sku": p["sku"], "quantity": rng.choice((1, 1, 2, 3)), "unit_price_vnd": p["price_vnd"]} for p in products
+        ],
+        "payment": {"method": rng.choice(("cod", "cod", "prepaid"))},
+    }

@@ -1,0 +1,45 @@
+"""Every event the services exchange: topics, versioned payloads and the CloudEvents envelope.
+
+This package is the one place event schemas live. A payload class names its CloudEvents
+`type` (which carries the schema version, e.g. `...order_placed.v1`) and its topic; a
+breaking change is a new class with the next version, and consumers accept both until the
+old one has drained.
+"""
+
+from vuonminh.shared.events.base import EventPayload, all_event_types, payload_class_for
+from vuonminh.shared.events.catalog import ProductListed, SellerRegistered
+from vuonminh.shared.events.envelope import Envelope, PoisonMessage
+from vuonminh.shared.events.logistics import ShipmentDispatched
+from vuonminh.shared.events.orders import (
+    Buyer,
+    BuyerAddress,
+    OrderItem,
+    OrderLine,
+    OrderPlaced,
+    OrderReceived,
+    OrderRejected,
+    RejectionReason,
+)
+from vuonminh.shared.events.topics import ALL_TOPICS, Topic, dead_letter_topic
+
+__all__ = [
+    "ALL_TOPICS",
+    "Buyer",
+    "BuyerAddress",
+    "Envelope",
+    "EventPayload",
+    "OrderItem",
+    "OrderLine",
+    "OrderPlaced",
+    "OrderReceived",
+    "OrderRejected",
+    "PoisonMessage",
+    "ProductListed",
+    "RejectionReason",
+    "SellerRegistered",
+    "ShipmentDispatched",
+    "Topic",
+    "all_event_types",
+    "dead_letter_topic",
+    "payload_class_for",
+]

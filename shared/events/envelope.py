@@ -1,0 +1,115 @@
+"""CloudEvents 1.0 envelope in Kafka binary mode: attributes in `ce_*` headers, data as JSON value.
+
+See the CloudEvents Kafka protocol binding. Two extension attributes tie events together:
+`correlationid` (the business flow, e.g. one order from webhook to KPI) and `causationid`
+(the event that caused this one).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from vuonminh.shared.events.base import EventPayload, payload_class_for
+from vuonminh.shared.records import IncomingRecord, OutgoingRecord
+from vuonminh.shared.timeutil import utc_now
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+
+
+class PoisonMessage(Exception):
+    """A record no handler can ever process (not a CloudEvent, unknown shape): dead-letter it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    id: str
+    type: str
+    source: str
+    subject: str
+    time: datetime
+    data: EventPayload
+    correlation_id: str
+    causation_id: str | None = None
+    topic: str = field(default="")
+
+    @classmethod
+    def new(
+        cls,
+        data: EventPayload,
+        *,
+        source: str,
+        event_id: str | None = None,
+        caused_by: Envelope | None = None,
+        correlation_id: str | None = None,
+    ) -> Envelope:
+        event_id = event_id or str(uuid.uuid4())
+        if caused_by is not None:
+            correlation_id = correlation_id or caused_by.correlation_id
+        return cls(
+            id=event_id,
+            type=data.TYPE,
+            source=source,
+            subject=data.aggregate_id(),
+            time=utc_now(),
+            data=data,
+            correlation_id=correlation_id or event_id,
+            causation_id=caused_by.id if caused_by else None,
+            topic=str(data.TOPIC),
+        )
+
+    def headers(self) -> tuple[tuple[str, bytes], ...]:
+        pairs = [
+            ("ce_specversion", SPEC_VERSION),
+            ("ce_id", self.id),
+            ("ce_source", self.source),
+            ("ce_type", self.type),
+            ("ce_subject", self.subject),
+            ("ce_time", self.time.isoformat()),
+            ("ce_correlationid", self.correlation_id),
+            ("content-type", CONTENT_TYPE),
+        ]
+        if self.causation_id:
+            pairs.append(("ce_causationid", self.causation_id))
+        return tuple((name, value.encode()) for name, value in pairs)
+
+    def to_record(self) -> OutgoingRecord:
+        return OutgoingRecord(
+            topic=self.topic,
+            key=self.subject.encode(),
+            value=self.data.model_dump_json().encode(),
+            headers=self.headers(),
+        )
+
+    @classmethod
+    def from_record(cls, record: IncomingRecord) -> Envelope:
+        """Parse a record; raises PoisonMessage when it is not one of our events."""
+        attrs = {name: value.decode("utf-8", errors="replace") for name, value in record.headers}
+        missing = [a for a in ("ce_id", "ce_type", "ce_source", "ce_time") if a not in attrs]
+        if missing:
+            raise PoisonMessage(f"not a CloudEvent: missing headers {', '.join(missing)}")
+        if attrs.get("ce_specversion") != SPEC_VERSION:
+            raise PoisonMessage(f"unsupported CloudEvents specversion {attrs.get('ce_specversion')!r}")
+        payload_class = payload_class_for(attrs["ce_type"])
+        if payload_class is None:
+            raise PoisonMessage(f"unknown event type {attrs['ce_type']!r}")
+        try:
+            data = payload_class.model_validate_json(record.value or b"")
+            time = datetime.fromisoformat(attrs["ce_time"])
+        except (ValidationError, ValueError) as error:
+            raise PoisonMessage(f"invalid {attrs['ce_type']} data: {error}") from error
+        return cls(
+            id=attrs["ce_id"],
+            type=attrs["ce_type"],
+            source=attrs["ce_source"],
+            subject=attrs.get("ce_subject") or data.aggregate_id(),
+            time=time,
+            data=data,
+            correlation_id=attrs.get("ce_correlationid") or attrs["ce_id"],
+            causation_id=attrs.get("ce_causationid"),
+            topic=record.topic,
+        )

@@ -1,0 +1,42 @@
+"""Events published by logistics: what partners consume to pick up parcels."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from vuonminh.shared.events.base import EventPayload
+from vuonminh.shared.events.orders import Buyer
+from vuonminh.shared.events.topics import Topic
+from vuonminh.shared.events.types import Grams, ProvinceCode, Sku, UtcDatetime, Vnd, WardCode
+
+Carrier = Literal["viettel_post", "ghn", "ghtk", "vnpost"]
+
+
+class ShipmentItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    sku: Sku
+    quantity: int
+
+
+class ShipmentDispatched(EventPayload):
+    """A parcel handed to a carrier for first-mile pickup at the seller's commune."""
+
+    TYPE: ClassVar[str] = "vuonminh.logistics.shipment_dispatched.v1"
+    TOPIC: ClassVar[str] = Topic.SHIPMENTS
+
+    shipment_id: str
+    order_id: str
+    seller_id: str
+    carrier: Carrier
+    origin_province_code: ProvinceCode
+    origin_ward_code: WardCode
+    recipient: Buyer
+    items: tuple[ShipmentItem, ...]
+    weight_g: Grams
+    cod_amount_vnd: Vnd
+    dispatched_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return self.shipment_id

@@ -1,0 +1,118 @@
+"""Events published by orders: the accepted webhook (intake) and the order's outcome."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vuonminh.shared.events.base import EventPayload
+from vuonminh.shared.events.topics import Topic
+from vuonminh.shared.events.types import (
+    Grams,
+    ProvinceCode,
+    ShortText,
+    Sku,
+    UtcDatetime,
+    Vnd,
+    WardCode,
+)
+
+SalesChannel = Literal["direct"]
+PaymentMethod = Literal["cod", "prepaid"]
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class BuyerAddress(_Part):
+    province_code: ProvinceCode
+    ward_code: WardCode
+    line: ShortText
+
+
+class Buyer(_Part):
+    name: ShortText
+    phone: str = Field(pattern=r"^\+?[0-9 .-]{8,20}$")
+    address: BuyerAddress
+
+
+class OrderItem(_Part):
+    sku: Sku
+    quantity: int = Field(ge=1, le=10_000)
+    unit_price_vnd: Vnd
+
+
+class OrderReceived(EventPayload):
+    """A shop's order as accepted at the webhook, before any check against the catalog."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_received.v1"
+    TOPIC: ClassVar[str] = Topic.ORDERS_INTAKE
+
+    channel: SalesChannel
+    shop_id: str
+    order_id: str  # the shop's own id
+    placed_at: UtcDatetime
+    livestream_id: str | None = None
+    buyer: Buyer
+    items: tuple[OrderItem, ...]
+    payment_method: PaymentMethod
+    received_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return f"{self.channel}:{self.shop_id}:{self.order_id}"
+
+
+class OrderLine(_Part):
+    sku: Sku
+    product_name: str
+    seller_id: str
+    seller_province_code: ProvinceCode
+    seller_ward_code: WardCode
+    quantity: int
+    unit_price_vnd: Vnd
+    unit_weight_g: Grams
+    line_total_vnd: Vnd
+    line_weight_g: Grams
+
+
+class OrderPlaced(EventPayload):
+    TYPE: ClassVar[str] = "vuonminh.orders.order_placed.v1"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    order_id: str  # ours
+    channel: SalesChannel
+    shop_id: str
+    external_order_id: str
+    placed_at: UtcDatetime
+    livestream_id: str | None
+    payment_method: PaymentMethod
+    buyer: Buyer
+    lines: tuple[OrderLine, ...]
+    total_vnd: Vnd
+    total_weight_g: Grams
+
+    def aggregate_id(self) -> str:
+        return self.order_id
+
+
+class RejectionReason(_Part):
+    code: Literal["unknown_sku", "unknown_seller", "empty_order"]
+    message: str
+    sku: str | None = None
+
+
+class OrderRejected(EventPayload):
+    TYPE: ClassVar[str] = "vuonminh.orders.order_rejected.v1"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    order_id: str
+    channel: SalesChannel
+    shop_id: str
+    external_order_id: str
+    placed_at: UtcDatetime
+    reasons: tuple[RejectionReason, ...]
+
+    def aggregate_id(self) -> str:
+        return self.order_id

@@ -1,0 +1,23 @@
+"""Kafka topics. The record key is always the id of the aggregate the event is about."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    CATALOG_SELLERS = "catalog.sellers"  # key: seller_id
+    CATALOG_PRODUCTS = "catalog.products"  # key: sku
+    ORDERS_INTAKE = "orders.intake"  # key: "<channel>:<shop_id>:<shop's order id>"
+    ORDERS = "orders.orders"  # key: order_id (ours)
+    SHIPMENTS = "logistics.shipments"  # key: shipment_id
+
+
+def dead_letter_topic(topic: str) -> str:
+    """Where messages from `topic` that no consumer can handle are parked, with the error."""
+    return f"{topic}.dlq"
+
+
+ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topic) + tuple(
+    dead_letter_topic(t.value) for t in Topic
+)

@@ -1,0 +1,26 @@
+"""Field types shared by event payloads and APIs: money, weights, codes, UTC times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, StringConstraints
+
+from vuonminh.shared.timeutil import as_utc
+
+
+def _require_aware_utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError("timestamp must carry a UTC offset, e.g. 2026-11-23T09:15:00+07:00 or ...Z")
+    return as_utc(moment)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_require_aware_utc)]
+# Money is whole đồng: VND has no minor unit in practice.
+Vnd = Annotated[int, Field(ge=0, le=10_000_000_000)]
+Grams = Annotated[int, Field(ge=0, le=10_000_000)]
+ProvinceCode = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
+WardCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$")]
+Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]

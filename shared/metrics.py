@@ -1,0 +1,21 @@
+"""Prometheus metrics common to every service (served at /metrics)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter(
+    "vuonminh_events_consumed_total",
+    "Events taken from the log by a consumer group, by outcome",
+    ["group", "event_type", "outcome"],  # outcome: applied | duplicate | ignored | dead_lettered
+)
+HANDLER_FAILURES = Counter(
+    "vuonminh_handler_failures_total", "Handler attempts that raised", ["group", "event_type", "kind"]
+)
+OUTBOX_PUBLISHED = Counter("vuonminh_outbox_published_total", "Outbox rows sent to the log", ["service"])
+OUTBOX_PENDING = Gauge("vuonminh_outbox_pending", "Outbox rows not yet sent, at the last relay pass", ["service"])
+WEBHOOKS = Counter("vuonminh_webhooks_total", "Webhook deliveries by channel and HTTP status", ["channel", "status"])
+WEBHOOK_LATENCY = Histogram(
+    "vuonminh_webhook_seconds",
+    "Time from request to reply, including the durable append to the log",
+    ["channel"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)

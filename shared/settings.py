@@ -1,0 +1,39 @@
+"""Process settings, read from the environment (and a .env file when present)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None, validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    # A PostgreSQL server. Each service keeps its own schema on it (named after the service).
+    database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL"))
+    # Embedded mode keeps one SQLite file per service plus the local log here.
+    data_dir: Path = Field(default=Path(".vuonminh"), validation_alias="VUONMINH_DATA_DIR")
+    direct_secret: str | None = Field(default=None, validation_alias="VUONMINH_DIRECT_SECRET")
+    # Reject webhooks signed longer ago than this (replay window), or this far in the future.
+    signature_tolerance_s: int = Field(default=300, validation_alias="VUONMINH_SIGNATURE_TOLERANCE_S")
+    topic_partitions: int = Field(default=6, validation_alias="VUONMINH_TOPIC_PARTITIONS")
+    log_level: str = Field(default="INFO", validation_alias="VUONMINH_LOG_LEVEL")
+    log_json: bool = Field(default=False, validation_alias="VUONMINH_LOG_JSON")
+    # Handler attempts before a message is parked on the dead-letter topic.
+    max_handler_attempts: int = Field(default=3, validation_alias="VUONMINH_MAX_HANDLER_ATTEMPTS")
+    # Fault injection for the tests that kill processes: the process dies (SIGKILL) the first
+    # time it reaches this named point. Never set in production.
+    crash_point: str | None = Field(default=None, validation_alias="VUONMINH_CRASH_POINT")
+    # A consumer is reported unready when its poll loop has not turned for this long.
+    consumer_stall_s: float = Field(default=60.0, validation_alias="VUONMINH_CONSUMER_STALL_S")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,41 @@
+"""What the services need from a log. Both transports keep Kafka's semantics: ordered per
+partition, durable once `send` returns, consumer groups with offsets committed by the consumer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from vuonminh.shared.records import IncomingRecord, OutgoingRecord
+
+TopicPartition = tuple[str, int]
+
+
+class LogProducer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def send(self, records: Sequence[OutgoingRecord]) -> None:
+        """Append records in order; returns only once every one is durable (acknowledged)."""
+
+
+class LogConsumer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def poll(self, *, max_records: int, timeout_s: float) -> list[IncomingRecord]:
+        """The next records after the current position; advances the position, not the commit."""
+
+    async def commit(self, positions: dict[TopicPartition, int]) -> bool:
+        """Store the next offset to read per partition; False when the group moved on meanwhile."""
+
+    def is_assigned(self) -> bool: ...
+
+
+class Transport(Protocol):
+    name: str
+
+    async def ensure_topics(self, topics: Sequence[str]) -> None: ...
+    def producer(self, *, client_id: str) -> LogProducer: ...
+    def consumer(self, *, group_id: str, topics: Sequence[str]) -> LogConsumer: ...
+    async def close(self) -> None: ...
