@@ -165,7 +165,7 @@ class ConsumerRunner:
                 return False
             await handler(uow, envelope)
             # The primary key makes a racing duplicate fail here and roll the effect back.
-            await uow.session.execute(
+            await uow.session.exec(
                 insert(self._processed).values(
                     consumer_group=self.group_id,
                     event_id=envelope.id,

@@ -32,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from vuonminh.shared.aio import wait_for_event
 from vuonminh.shared.events import Envelope
 from vuonminh.shared.faults import crash_point
 from vuonminh.shared.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
@@ -84,7 +85,7 @@ async def write_to_outbox(session: AsyncSession, table: Table, envelopes: Sequen
                 "created_at": utc_now(),
             }
         )
-    await session.execute(insert(table), rows)
+    await session.exec(insert(table).values(rows))
 
 
 class OutboxRelay:
@@ -123,10 +124,7 @@ class OutboxRelay:
                 backoff = min(backoff * 2, 5.0)
                 continue
             if sent < RELAY_BATCH:
-                try:
-                    await asyncio.wait_for(self._wake.wait(), RELAY_IDLE_POLL_S)
-                except TimeoutError:
-                    pass
+                await wait_for_event(self._wake, RELAY_IDLE_POLL_S)
                 self._wake.clear()
 
     async def publish_batch(self) -> int:
@@ -139,7 +137,7 @@ class OutboxRelay:
                 if not await session.scalar(select(func.pg_try_advisory_xact_lock(lock_key))):
                     return 0
             rows = (
-                await session.execute(
+                await session.exec(
                     select(t.c.id, t.c.topic, t.c.message_key, t.c.headers, t.c.payload)
                     .where(t.c.published_at.is_(None))
                     .order_by(t.c.id)
@@ -161,7 +159,7 @@ class OutboxRelay:
                 ]
             )
             crash_point(f"{self._service}:outbox-after-send-before-mark")
-            await session.execute(
+            await session.exec(
                 update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=utc_now())
             )
         OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))

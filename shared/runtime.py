@@ -104,7 +104,8 @@ class ServiceRuntime:
         """Each check's state, 'ok' or what is wrong."""
         checks: dict[str, str] = {}
         try:
-            await asyncio.wait_for(db.ping(self.engine), 3)
+            async with asyncio.timeout(3):
+                await db.ping(self.engine)
             checks["database"] = "ok"
         except Exception as error:
             checks["database"] = f"unreachable: {error!r}"

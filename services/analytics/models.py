@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -51,7 +52,7 @@ class CommuneKpis(BaseModel):
     ward_name: str
     province_code: str
     province_name: str
-    from_: date = Field(serialization_alias="from")
+    from_: date = PydanticField(serialization_alias="from")
     to: date
     orders: int
     gmv_vnd: int

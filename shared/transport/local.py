@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from vuonminh.shared.aio import wait_for_event
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.transport.base import TopicPartition
@@ -244,9 +245,7 @@ class LocalConsumer:
         signal = self._log.appended_signal()
         records = await self._fetch(max_records)
         if not records:
-            try:
-                await asyncio.wait_for(signal.wait(), timeout_s)
-            except TimeoutError:
+            if not await wait_for_event(signal, timeout_s):
                 return []
             records = await self._fetch(max_records)
         return records

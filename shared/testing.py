@@ -1,0 +1,88 @@
+"""Helpers for the test suites of every service (not used at run time)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from vuonminh.orders.webhooks import sign
+from vuonminh.shared.app import create_app
+from vuonminh.shared.runtime import Platform, embedded_platform
+from vuonminh.shared.settings import Settings
+
+T = TypeVar("T")
+TEST_SECRET = "test-direct-secret"
+
+
+async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 15.0, interval_s: float = 0.05) -> T:
+    """The first truthy result of `probe`, polling until the timeout (then AssertionError)."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s} s (last value: {last!r})")
+
+
+def signed_headers(body: bytes, secret: str = TEST_SECRET, *, timestamp: int | None = None) -> dict[str, str]:
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return {"content-type": "application/json", "X-VuonMinh-Signature": sign(body, secret=secret, timestamp=timestamp)}
+
+
+def order_body(order_id: str = "TT-0001", *, shop_id: str = "shop-1", items: list[dict] | None = None, **overrides: Any) -> dict:
+    body = {
+        "shop_id": shop_id,
+        "order_id": order_id,
+        "placed_at": "2026-11-20T09:15:00+07:00",
+        "livestream_id": "live-tet-2026",
+        "buyer": {
+            "name": "Nguyễn Thu Hà",
+            "phone": "0912345678",
+            "address": {"province_code": "01", "ward_code": "00004", "line": "12 Phan Đình Phùng"},
+        },
+        "items": items if items is not None else [{"sku": "MIEN-DONG-500", "quantity": 2, "unit_price_vnd": 65000}],
+        "payment": {"method": "cod"},
+    }
+    body.update(overrides)
+    return body
+
+
+def encode(body: dict) -> bytes:
+    return json.dumps(body, ensure_ascii=False).encode()
+
+
+@asynccontextmanager
+async def embedded_client(data_dir: Path, **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
+    """The whole embedded platform in this event loop, with an HTTP client on its ASGI app."""
+    platform = embedded_platform(Settings(direct_secret=TEST_SECRET, **settings), data_dir)
+    app = create_app(platform)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://vuonminh.test") as client:
+            yield client, platform
+
+
+async def seed_catalog(client: httpx.AsyncClient) -> None:
+    """Two sellers in two communes and three products, through catalog's API."""
+    sellers = [
+        {"seller_id": "co-ba-hong", "name": "Miến dong Cô Ba Hồng", "kind": "aggregator", "province_code": "12", "ward_code": "03390"},
+        {"seller_id": "htx-che", "name": "HTX Chè Tân Cương", "kind": "cooperative", "province_code": "19", "ward_code": "05503"},
+    ]
+    products = [
+        {"sku": "MIEN-DONG-500", "seller_id": "co-ba-hong", "name": "Miến dong 500 g", "unit_weight_g": 500, "ocop_stars": 3},
+        {"sku": "KHOAI-SAM-5KG", "seller_id": "co-ba-hong", "name": "Khoai sâm đất 5 kg", "unit_weight_g": 5000},
+        {"sku": "CHE-200", "seller_id": "htx-che", "name": "Chè Tân Cương 200 g", "unit_weight_g": 250, "ocop_stars": 4},
+    ]
+    for seller in sellers:
+        assert (await client.post("/v1/sellers", json=seller)).status_code in (200, 201)
+    for product in products:
+        assert (await client.post("/v1/products", json=product)).status_code in (200, 201)

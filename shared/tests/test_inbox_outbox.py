@@ -1,0 +1,185 @@
+"""The delivery guarantees of the shared kit, on the embedded log and SQLite."""
+
+import asyncio
+from contextlib import asynccontextmanager
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
+from sqlalchemy.exc import OperationalError
+
+from vuonminh.shared import db
+from vuonminh.shared.events import Envelope, SellerRegistered, dead_letter_topic
+from vuonminh.shared.inbox import ConsumerRunner, processed_events_table
+from vuonminh.shared.outbox import OutboxRelay, outbox_table, write_to_outbox
+from vuonminh.shared.records import OutgoingRecord
+from vuonminh.shared.transport.local import LocalTransport
+from vuonminh.shared.unit_of_work import UnitOfWork
+
+TOPIC = "catalog.sellers"
+
+
+def _event(seller_id: str = "s1") -> Envelope:
+    payload = SellerRegistered(seller_id=seller_id, name="Hộ A", kind="household", province_code="12", ward_code="03390")
+    return Envelope.new(payload, source="/test")
+
+
+class Harness:
+    """One service's database (effects + inbox + outbox) and a consumer on the local log."""
+
+    def __init__(self, tmp_path, handler=None, max_attempts=3):
+        self.metadata = MetaData()
+        self.effects = Table("effects", self.metadata, Column("n", Integer, primary_key=True), Column("event_id", String))
+        self.processed = processed_events_table(self.metadata)
+        self.outbox = outbox_table(self.metadata)
+        self.engine = db.sqlite_engine(tmp_path / "svc.sqlite3")
+        self.sessions = db.session_factory(self.engine)
+        self.transport = LocalTransport(tmp_path / "log.sqlite3")
+        self.producer = self.transport.producer(client_id="test")
+        self.handler = handler or self.record_effect
+        self.runner = ConsumerRunner(
+            group_id="test-group",
+            topics=[TOPIC],
+            handlers={SellerRegistered.TYPE: self.handler},
+            consumer_factory=lambda: self.transport.consumer(group_id="test-group", topics=[TOPIC]),
+            unit_of_work=self.unit_of_work,
+            processed_table=self.processed,
+            dead_letter_producer=self.producer,
+            max_attempts=max_attempts,
+        )
+
+    async def record_effect(self, uow: UnitOfWork, envelope: Envelope) -> None:
+        await uow.session.exec(insert(self.effects).values(event_id=envelope.id))
+
+    @asynccontextmanager
+    async def unit_of_work(self, caused_by=None):
+        async with self.sessions() as session, session.begin():
+            uow = UnitOfWork(session, service="test", caused_by=caused_by)
+            yield uow
+            await write_to_outbox(session, self.outbox, uow.staged)
+
+    async def __aenter__(self):
+        await db.create_tables(self.engine, self.metadata, schema=None)
+        await self.transport.ensure_topics([TOPIC])
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.transport.close()
+        await self.engine.dispose()
+
+    async def effect_count(self) -> int:
+        async with self.sessions() as session:
+            return await session.scalar(select(func.count()).select_from(self.effects))
+
+    async def records(self, topic: str):
+        consumer = self.transport.consumer(group_id=f"reader-{topic}", topics=[topic])
+        await consumer.start()
+        return await consumer.poll(max_records=1000, timeout_s=0.05)
+
+    async def consume_all(self, expected_offsets: int) -> None:
+        task = asyncio.create_task(self.runner.run())
+        try:
+            for _ in range(500):
+                committed = await self.transport.log.committed("test-group", TOPIC)
+                if committed >= expected_offsets:
+                    return
+                await asyncio.sleep(0.02)
+            raise AssertionError(f"consumer committed only {committed} of {expected_offsets}")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_redelivered_event_has_its_effect_once(tmp_path):
+    async with Harness(tmp_path) as h:
+        event = _event()
+        # The same event three times: a relay that crashed before marking, and a retry.
+        await h.producer.send([event.to_record()] * 3 + [_event("s2").to_record()])
+
+        await h.consume_all(expected_offsets=4)
+
+        assert await h.effect_count() == 2
+
+
+async def test_a_failing_handler_parks_the_record_on_the_dead_letter_topic_and_moves_on(tmp_path):
+    attempts = []
+
+    async def fail_for_s1(uow, envelope):
+        if envelope.data.seller_id == "s1":
+            attempts.append(envelope.id)
+            raise ValueError("cannot apply s1")
+        await h.record_effect(uow, envelope)
+
+    async with Harness(tmp_path, handler=fail_for_s1, max_attempts=3) as h:
+        await h.producer.send([_event("s1").to_record(), _event("s2").to_record()])
+
+        await h.consume_all(expected_offsets=2)
+
+        parked = await h.records(dead_letter_topic(TOPIC))
+        assert len(attempts) == 3
+        assert await h.effect_count() == 1  # s2 went through; s1's failed attempts left nothing
+        assert len(parked) == 1
+        assert parked[0].header("dlq_original_offset") == "0"
+        assert "cannot apply s1" in parked[0].header("dlq_error")
+        assert parked[0].header("ce_type") == SellerRegistered.TYPE
+
+
+async def test_a_poison_record_is_dead_lettered_without_retries(tmp_path):
+    async with Harness(tmp_path) as h:
+        garbage = OutgoingRecord(topic=TOPIC, key=b"x", value=b"not json", headers=())
+        await h.producer.send([garbage, _event("s2").to_record()])
+
+        await h.consume_all(expected_offsets=2)
+
+        parked = await h.records(dead_letter_topic(TOPIC))
+        assert [r.value for r in parked] == [b"not json"]
+        assert "not a CloudEvent" in parked[0].header("dlq_error")
+        assert await h.effect_count() == 1
+
+
+async def test_transient_database_errors_are_retried_not_dead_lettered(tmp_path):
+    calls = []
+
+    async def flaky(uow, envelope):
+        calls.append(1)
+        if len(calls) <= 4:  # more failures than max_attempts: still no dead letter
+            raise OperationalError("SELECT 1", {}, Exception("database is locked"))
+        await h.record_effect(uow, envelope)
+
+    async with Harness(tmp_path, handler=flaky, max_attempts=2) as h:
+        await h.producer.send([_event().to_record()])
+
+        await h.consume_all(expected_offsets=1)
+
+        assert await h.effect_count() == 1
+        assert await h.records(dead_letter_topic(TOPIC)) == []
+
+
+async def test_outbox_rows_commit_with_the_business_change_or_not_at_all(tmp_path):
+    async with Harness(tmp_path) as h:
+        with pytest.raises(RuntimeError):
+            async with h.unit_of_work() as uow:
+                uow.publish(_event().data)
+                await uow.session.exec(insert(h.effects).values(event_id="x"))
+                raise RuntimeError("the command failed after staging its event")
+        async with h.unit_of_work() as uow:
+            uow.publish(_event("s9").data)
+
+        async with h.sessions() as session:
+            rows = (await session.exec(select(h.outbox.c.message_key))).scalars().all()
+        assert rows == ["s9"]
+        assert await h.effect_count() == 0
+
+
+async def test_relay_sends_in_commit_order_and_marks_rows(tmp_path):
+    async with Harness(tmp_path) as h:
+        for n in range(250):  # more than one relay batch
+            async with h.unit_of_work() as uow:
+                uow.publish(_event(f"s{n:03d}").data)
+        relay = OutboxRelay(service="test", table=h.outbox, engine=h.engine, sessions=h.sessions, producer=h.producer)
+
+        sent = await relay.publish_batch() + await relay.publish_batch() + await relay.publish_batch()
+
+        records = await h.records(TOPIC)
+        assert sent == 250
+        assert [r.key.decode() for r in records] == [f"s{n:03d}" for n in range(250)]
+        assert await relay.publish_batch() == 0  # everything is marked published
