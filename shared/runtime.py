@@ -156,7 +156,9 @@ def kafka_platform(settings: Settings, service_names: Sequence[str]) -> Platform
             "serve needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
             "(scripts/dev-services up prints both); `vuonminh run` needs neither"
         )
-    transport = KafkaTransport(settings.kafka_bootstrap_servers, partitions=settings.topic_partitions)
+    transport = KafkaTransport(
+        settings.kafka_bootstrap_servers, namespace=settings.kafka_namespace, partitions=settings.topic_partitions
+    )
     runtimes = [
         ServiceRuntime(
             load_service(name),

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     direct_secret: str | None = Field(default=None, validation_alias="VUONMINH_DIRECT_SECRET")
     # Reject webhooks signed longer ago than this (replay window), or this far in the future.
     signature_tolerance_s: int = Field(default=300, validation_alias="VUONMINH_SIGNATURE_TOLERANCE_S")
+    # Prefix of every Kafka topic and consumer group: lets environments (or test runs) share
+    # one cluster without seeing each other's events.
+    kafka_namespace: str = Field(default="", validation_alias="VUONMINH_KAFKA_NAMESPACE")
     topic_partitions: int = Field(default=6, validation_alias="VUONMINH_TOPIC_PARTITIONS")
     log_level: str = Field(default="INFO", validation_alias="VUONMINH_LOG_LEVEL")
     log_json: bool = Field(default=False, validation_alias="VUONMINH_LOG_JSON")

@@ -86,3 +86,91 @@ async def seed_catalog(client: httpx.AsyncClient) -> None:
         assert (await client.post("/v1/sellers", json=seller)).status_code in (200, 201)
     for product in products:
         assert (await client.post("/v1/products", json=product)).status_code in (200, 201)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class VuonminhProcess:
+    """A real `vuonminh` process (serve or run), for the tests that kill things."""
+
+    def __init__(self, args: list[str], *, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+        import os
+        import sys
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # The interpreter running the tests runs the command too: no reliance on PATH.
+        self.args = [sys.executable, "-m", "vuonminh.shared.cli", *args, "--port", str(self.port)]
+        if args[0] == "serve":
+            self.args += ["--host", "127.0.0.1"]
+        self.env = {**os.environ, "VUONMINH_LOG_LEVEL": "INFO", **env}
+        self.log_path = log_path
+        self.process: Any = None
+
+    def start(self) -> VuonminhProcess:
+        import subprocess
+
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps writing to it
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+        async def ready() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"{self.args} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                async with httpx.AsyncClient(timeout=2) as client:
+                    return (await client.get(f"{self.url}/readyz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        try:
+            await eventually(ready, timeout_s=timeout_s, interval_s=0.2)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{self.log_tail()}") from error
+
+    async def wait_exit(self, timeout_s: float = 60.0) -> int:
+        async def exited() -> bool:
+            return self.process.poll() is not None
+
+        await eventually(exited, timeout_s=timeout_s, interval_s=0.1)
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hook runs, like a node losing power or the OOM killer."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except Exception:
+                self.process.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """Sum of a Prometheus counter's samples matching the labels."""
+        async with httpx.AsyncClient(timeout=5) as client:
+            text = (await client.get(f"{self.url}/metrics")).text
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{"):
+                continue
+            if all(f'{key}="{value}"' in line for key, value in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+        return total

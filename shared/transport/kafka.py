@@ -17,40 +17,49 @@ log = structlog.get_logger(__name__)
 
 
 class KafkaProducer:
-    def __init__(self, bootstrap_servers: str, client_id: str) -> None:
-        # aiokafka defaults to acks=1 without idempotence; both must be asked for. With a single
-        # broker (dev, CI) acks=all is no stronger than acks=1: production runs 3 replicas and
-        # min.insync.replicas=2 (deploy/k8s).
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            enable_idempotence=True,
-            acks="all",
-            linger_ms=5,
-            request_timeout_ms=30_000,
-        )
+    def __init__(self, bootstrap_servers: str, client_id: str, namespace: str = "") -> None:
+        self._namespace = namespace
+        self._config = {
+            "bootstrap_servers": bootstrap_servers,
+            "client_id": client_id,
+            # aiokafka defaults to acks=1 without idempotence; both must be asked for. With a
+            # single broker (dev, CI) acks=all is no stronger than acks=1: production runs 3
+            # replicas and min.insync.replicas=2 (deploy/k8s).
+            "enable_idempotence": True,
+            "acks": "all",
+            "linger_ms": 5,
+            "request_timeout_ms": 30_000,
+        }
+        self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        # aiokafka binds to the running loop at construction, hence here and not in __init__.
+        self._producer = AIOKafkaProducer(**self._config)
         await self._producer.start()
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
     async def send(self, records: Sequence[OutgoingRecord]) -> None:
+        if self._producer is None:
+            raise ConnectionError("the Kafka producer is not started")
         # Enqueue all, then wait for all: the idempotent producer keeps per-partition order.
         pending = [
-            await self._producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
+            await self._producer.send(self._namespace + r.topic, value=r.value, key=r.key, headers=list(r.headers))
             for r in records
         ]
         await asyncio.gather(*pending)
 
 
 class KafkaConsumer:
-    def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str]) -> None:
+    def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str], namespace: str = "") -> None:
+        self._namespace = namespace
         self._consumer = AIOKafkaConsumer(
-            *topics,
+            *(namespace + t for t in topics),
             bootstrap_servers=bootstrap_servers,
-            group_id=group_id,
+            group_id=namespace + group_id,
             client_id=group_id,
             enable_auto_commit=False,  # offsets are committed after the effect, by the runner
             auto_offset_reset="earliest",
@@ -70,7 +79,7 @@ class KafkaConsumer:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         return [
             IncomingRecord(
-                topic=m.topic,
+                topic=m.topic.removeprefix(self._namespace),
                 partition=m.partition,
                 offset=m.offset,
                 key=m.key,
@@ -84,7 +93,9 @@ class KafkaConsumer:
 
     async def commit(self, positions: dict[TP, int]) -> bool:
         try:
-            await self._consumer.commit({TopicPartition(t, p): o for (t, p), o in positions.items()})
+            await self._consumer.commit(
+                {TopicPartition(self._namespace + t, p): o for (t, p), o in positions.items()}
+            )
         except (CommitFailedError, IllegalStateError) as error:
             # The group rebalanced under us: the batch will be delivered again and the inbox
             # absorbs it (aiokafka's known sharp edge).
@@ -99,8 +110,11 @@ class KafkaConsumer:
 class KafkaTransport:
     name = "kafka"
 
-    def __init__(self, bootstrap_servers: str, *, partitions: int = 6, replication_factor: int = 1) -> None:
+    def __init__(
+        self, bootstrap_servers: str, *, namespace: str = "", partitions: int = 6, replication_factor: int = 1
+    ) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.namespace = namespace
         self.partitions = partitions
         self.replication_factor = replication_factor
 
@@ -110,9 +124,9 @@ class KafkaTransport:
         try:
             existing = set(await admin.list_topics())
             wanted = [
-                NewTopic(name=t, num_partitions=self.partitions, replication_factor=self.replication_factor)
+                NewTopic(name=self.namespace + t, num_partitions=self.partitions, replication_factor=self.replication_factor)
                 for t in topics
-                if t not in existing
+                if self.namespace + t not in existing
             ]
             if wanted:
                 try:
@@ -124,10 +138,10 @@ class KafkaTransport:
             await admin.close()
 
     def producer(self, *, client_id: str) -> KafkaProducer:
-        return KafkaProducer(self.bootstrap_servers, client_id)
+        return KafkaProducer(self.bootstrap_servers, client_id, self.namespace)
 
     def consumer(self, *, group_id: str, topics: Sequence[str]) -> KafkaConsumer:
-        return KafkaConsumer(self.bootstrap_servers, group_id, topics)
+        return KafkaConsumer(self.bootstrap_servers, group_id, topics, self.namespace)
 
     async def close(self) -> None:
         return None
