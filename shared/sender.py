@@ -55,12 +55,16 @@ async def send_orders(
     livestream_id: str | None = None,
     progress: bool = True,
     retries: int = 0,
+    report: SendReport | None = None,
 ) -> SendReport:
-    """Posts `count` orders; with `retries`, a failed delivery is retried as a shop would."""
+    """Posts `count` orders; with `retries`, a failed delivery is retried as a shop would.
+
+    Pass `report` to watch it fill while the orders go out.
+    """
     run_id = run_id or f"demo-{int(time.time())}"
     rng = random.Random(seed)
     bodies = [demo_order(i, rng=rng, run_id=run_id, livestream_id=livestream_id) for i in range(count)]
-    report = SendReport()
+    report = report if report is not None else SendReport()
     next_index = 0
     started = time.perf_counter()
     last_print = 0.0

@@ -1,0 +1,139 @@
+"""Kill -9 services between an effect and its acknowledgement; every effect happens once.
+
+The crash points (VUONMINH_CRASH_POINT, see shared/faults.py) make the process SIGKILL itself
+at the worst moment: after the consumer committed its effects to PostgreSQL but before it
+committed the offsets to Kafka, or after the outbox relay sent events but before it marked
+them sent. Both leave work that will be delivered again.
+"""
+
+import asyncio
+import signal
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from vuonminh.shared.testing import encode, eventually, order_body, seed_catalog, signed_headers
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ORDERS = 6
+TWO_SELLERS = [
+    {"sku": "MIEN-DONG-500", "quantity": 2, "unit_price_vnd": 65000},
+    {"sku": "CHE-200", "quantity": 1, "unit_price_vnd": 180000},
+]
+
+
+async def _start(start_service, names, crash=None):
+    processes = {}
+    for name in names:
+        env = {"VUONMINH_CRASH_POINT": crash[1]} if crash and crash[0] == name else None
+        processes[name] = await start_service(name, extra_env=env)
+    await asyncio.gather(*(p.wait_ready() for p in processes.values()))
+    return processes
+
+
+async def _seed_and_send(stack, count_rows, prefix):
+    async with httpx.AsyncClient(base_url=stack["catalog"].url) as catalog:
+        await seed_catalog(catalog)
+
+    async def catalog_replicated():
+        return await count_rows("SELECT count(*) FROM orders.catalog_products") == 3
+
+    await eventually(catalog_replicated, timeout_s=30)
+    async with httpx.AsyncClient(base_url=stack["orders"].url) as orders:
+        for n in range(ORDERS):
+            body = encode(order_body(f"{prefix}-{n}", items=TWO_SELLERS))
+            # Like a shop, retry until acknowledged: orders may be down for a restart.
+            for _attempt in range(120):
+                try:
+                    response = await orders.post("/v1/webhooks/direct", content=body, headers=signed_headers(body))
+                    if response.status_code == 202:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.25)
+            else:
+                raise AssertionError(f"order {prefix}-{n} was never acknowledged")
+
+
+async def _assert_every_effect_once(count_rows):
+    async def all_counted():
+        return await count_rows("SELECT count(*) FROM analytics.shipment_facts") == 2 * ORDERS
+
+    await eventually(all_counted, timeout_s=60)
+    await asyncio.sleep(1)  # anything still in flight would show up as an extra row
+    assert await count_rows("SELECT count(*) FROM orders.orders") == ORDERS
+    assert await count_rows("SELECT count(*) FROM logistics.shipments") == 2 * ORDERS
+    assert await count_rows("SELECT count(*) FROM logistics.outbox") == 2 * ORDERS
+    assert await count_rows("SELECT count(*) FROM analytics.seller_order_facts") == 2 * ORDERS
+    assert await count_rows("SELECT count(*) FROM analytics.shipment_facts") == 2 * ORDERS
+
+
+async def test_consumer_killed_after_its_effect_before_its_offset_commit(start_service, count_rows):
+    names = ("catalog", "orders", "logistics", "analytics")
+    stack = await _start(start_service, names, crash=("logistics", "vuonminh.logistics:after-effect-before-commit"))
+
+    await _seed_and_send(stack, count_rows, "KILL-CONSUMER")
+
+    assert await stack["logistics"].wait_exit(timeout_s=60) == -signal.SIGKILL
+    shipments_before_restart = await count_rows("SELECT count(*) FROM logistics.shipments")
+    assert shipments_before_restart > 0  # the effect was committed, the offset was not
+    restarted = await start_service("logistics")
+    await restarted.wait_ready()
+    await _assert_every_effect_once(count_rows)
+    # The redelivered records were recognised by the inbox, not re-applied.
+    duplicates = await restarted.metric("vuonminh_events_consumed_total", group="vuonminh.logistics", outcome="duplicate")
+    assert duplicates >= 1
+
+
+async def test_outbox_relay_killed_after_sending_before_marking(start_service, count_rows):
+    names = ("catalog", "orders", "logistics", "analytics")
+    stack = await _start(start_service, names, crash=("orders", "orders:outbox-after-send-before-mark"))
+
+    sending = asyncio.create_task(_seed_and_send(stack, count_rows, "KILL-RELAY"))
+
+    assert await stack["orders"].wait_exit(timeout_s=60) == -signal.SIGKILL
+    restarted = await start_service("orders", port=stack["orders"].port)
+    await restarted.wait_ready()
+    await sending
+    # The accepted webhooks were in Kafka all along; the restarted orders finishes them and
+    # publishes the unmarked outbox rows a second time.
+    await _assert_every_effect_once(count_rows)
+    duplicates = await stack["logistics"].metric(
+        "vuonminh_events_consumed_total", group="vuonminh.logistics", outcome="duplicate"
+    )
+    assert duplicates >= 1
+
+
+async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_moves_on(
+    start_service, count_rows, kafka_bootstrap, service_env
+):
+    namespace = service_env["VUONMINH_KAFKA_NAMESPACE"]
+    stack = await _start(start_service, ("catalog", "orders"))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(f"{namespace}orders.intake", key=b"x", value=b"\x00 not an event")
+    finally:
+        await producer.stop()
+
+    await _seed_and_send(stack, count_rows, "AFTER-POISON")
+
+    async def all_stored():
+        return await count_rows("SELECT count(*) FROM orders.orders") == ORDERS
+
+    await eventually(all_stored, timeout_s=30)
+    consumer = AIOKafkaConsumer(
+        f"{namespace}orders.intake.dlq", bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        batches = await consumer.getmany(timeout_ms=10_000)
+    finally:
+        await consumer.stop()
+    parked = [m for messages in batches.values() for m in messages]
+    assert [m.value for m in parked] == [b"\x00 not an event"]
+    headers = {k: v.decode() for k, v in parked[0].headers}
+    assert headers["dlq_consumer_group"] == "vuonminh.orders"
+    assert "not a CloudEvent" in headers["dlq_error"]
