@@ -71,8 +71,12 @@ async def embedded_client(data_dir: Path, **settings: Any) -> AsyncIterator[tupl
             yield client, platform
 
 
-async def seed_catalog(client: httpx.AsyncClient) -> None:
-    """Two sellers in two communes and three products, through catalog's API."""
+async def seed_catalog(client: httpx.AsyncClient, platform: Platform | None = None) -> None:
+    """Two sellers in two communes and three products, through catalog's API.
+
+    With the embedded `platform`, also waits until orders has them: catalog's events and a
+    shop's webhook travel on different topics, so nothing orders them against each other.
+    """
     sellers = [
         {"seller_id": "co-ba-hong", "name": "Miến dong Cô Ba Hồng", "kind": "aggregator", "province_code": "12", "ward_code": "03390"},
         {"seller_id": "htx-che", "name": "HTX Chè Tân Cương", "kind": "cooperative", "province_code": "19", "ward_code": "05503"},
@@ -86,6 +90,14 @@ async def seed_catalog(client: httpx.AsyncClient) -> None:
         assert (await client.post("/v1/sellers", json=seller)).status_code in (200, 201)
     for product in products:
         assert (await client.post("/v1/products", json=product)).status_code in (200, 201)
+    if platform is not None:
+        await orders_know_products(platform, len(products))
+
+
+async def orders_know_products(platform: Platform, count: int) -> None:
+    from vuonminh.shared.demo import wait_until_orders_know_products
+
+    await wait_until_orders_know_products(platform, count, timeout_s=15)
 
 
 def free_port() -> int:

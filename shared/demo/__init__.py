@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from datetime import timedelta
@@ -38,7 +39,26 @@ async def load_demo_catalog(platform: Any) -> tuple[int, int]:
         async with catalog.unit_of_work() as uow:
             _, created = await commands.list_product(uow, ProductIn(**fields))
             products += created
+    await wait_until_orders_know_products(platform, len(data["products"]))
     return sellers, products
+
+
+async def wait_until_orders_know_products(platform: Any, count: int, *, timeout_s: float = 30) -> None:
+    """Catalog's events reach orders asynchronously; a demo order sent before they arrive
+    would be rejected as an unknown SKU, so the demo waits for them."""
+    from sqlalchemy import func, select
+
+    from vuonminh.orders.models import KnownProduct
+
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        async with platform.service("orders").sessions() as session:
+            known = await session.scalar(select(func.count()).select_from(KnownProduct))
+        if known >= count:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"orders knows {known} of {count} products after {timeout_s} s")
+        await asyncio.sleep(0.05)
 
 
 def demo_order(sequence: int, *, rng: random.Random, run_id: str, livestream_id: str | None = None) -> dict[str, Any]:

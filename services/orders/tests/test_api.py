@@ -10,7 +10,7 @@ from vuonminh.shared.testing import embedded_client, encode, eventually, order_b
 @pytest.fixture
 async def client(tmp_path):
     async with embedded_client(tmp_path) as (client, platform):
-        await seed_catalog(client)
+        await seed_catalog(client, platform)
         yield client
 
 
