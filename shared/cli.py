@@ -30,6 +30,11 @@ def _direct_secret(settings: Settings, data_dir: Path) -> tuple[str, bool]:
     return secret, True
 
 
+def _this_command() -> str:
+    """How the user started us (e.g. .venv/bin/vuonminh), to print commands they can paste."""
+    return sys.argv[0] if Path(sys.argv[0]).name == "vuonminh" else "vuonminh"
+
+
 def _serve(app: object, host: str, port: int) -> None:
     # Our structlog setup stays in charge: uvicorn's own logging config is not applied.
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=20)
@@ -65,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     f"  Webhook secret ({'generated, kept in the data dir' if generated else 'VUONMINH_DIRECT_SECRET'}): "
                     f"{secret}",
                     "  Send signed demo orders from another terminal:",
-                    f"    vuonminh send-orders --url {base_url} --secret {secret} --count 20",
+                    f"    {_this_command()} send-orders --url {base_url} --secret {secret} --count 20",
                     "",
                 ]
             ),
