@@ -1,0 +1,47 @@
+"""Liveness, readiness and metrics of the embedded platform."""
+
+from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
+
+
+async def test_ready_once_every_database_answers_and_every_consumer_polls(tmp_path):
+    async with embedded_client(tmp_path) as (client, _platform):
+
+        async def ready():
+            response = await client.get("/readyz")
+            return response if response.status_code == 200 else None
+
+        body = (await eventually(ready)).json()
+        assert body["mode"] == "embedded"
+        assert body["checks"]["orders"] == {"database": "ok", "consumer": "ok"}
+        assert body["checks"]["catalog"] == {"database": "ok"}  # catalog consumes nothing
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_not_ready_when_a_database_is_gone(tmp_path):
+    async with embedded_client(tmp_path) as (client, platform):
+        await platform.service("logistics").engine.dispose()
+        # A directory where the database file was: no connection can open it.
+        (tmp_path / "logistics.sqlite3").unlink()
+        (tmp_path / "logistics.sqlite3").mkdir()
+
+        response = await client.get("/readyz")
+
+        assert response.status_code == 503
+        assert response.json()["checks"]["logistics"]["database"].startswith("unreachable")
+
+
+async def test_metrics_count_webhooks_and_consumed_events(tmp_path):
+    async with embedded_client(tmp_path) as (client, platform):
+        await seed_catalog(client, platform)
+        raw = encode(order_body("M-1"))
+        await client.post("/v1/webhooks/direct", content=raw, headers=signed_headers(raw))
+        await client.post("/v1/webhooks/direct", content=raw, headers={"X-VuonMinh-Signature": "t=1,v1=0"})
+
+        async def counted():
+            text = (await client.get("/metrics")).text
+            return text if 'group="vuonminh.analytics"' in text else None
+
+        text = await eventually(counted)
+        assert 'vuonminh_webhooks_total{channel="direct",status="202"}' in text
+        assert 'vuonminh_webhooks_total{channel="direct",status="401"}' in text
+        assert 'vuonminh_events_consumed_total{event_type="vuonminh.orders.order_placed.v1",group="vuonminh.logistics",outcome="applied"}' in text
