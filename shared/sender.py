@@ -94,9 +94,9 @@ async def send_orders(
                     await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
             report.statuses[status] += 1
             now = time.perf_counter()
-            if progress and (now - last_print > 1 or next_index == count):
+            done = sum(report.statuses.values())
+            if progress and (now - last_print > 1 or done == count):
                 last_print = now
-                done = sum(report.statuses.values())
                 print(f"\r  {done}/{count} orders sent ({done * 100 // count}%)", end="", file=sys.stderr, flush=True)
 
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
