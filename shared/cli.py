@@ -108,6 +108,41 @@ def cmd_send_orders(args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
+def cmd_db(args: argparse.Namespace) -> None:
+    """Schema revisions: against DATABASE_URL when set, else a scratch SQLite database."""
+    import tempfile
+
+    from vuonminh.shared import db
+    from vuonminh.shared.migrations import write_revision
+    from vuonminh.shared.runtime import ServiceRuntime, load_service  # noqa: F401 - adds messaging tables
+
+    settings = get_settings()
+    spec = load_service(args.service)
+
+    async def run(engine) -> None:  # noqa: ANN001
+        from vuonminh.shared.inbox import processed_events_table
+        from vuonminh.shared.outbox import outbox_table
+        from vuonminh.shared.runtime import _table
+
+        _table(spec.metadata, "outbox", outbox_table)
+        _table(spec.metadata, "processed_events", processed_events_table)
+        if args.action == "upgrade":
+            await db.migrate(engine, spec.metadata, service=spec.name)
+        else:
+            async with engine.begin() as conn:
+                await conn.run_sync(
+                    lambda c: write_revision(c, service=spec.name, metadata=spec.metadata, message=args.message)
+                )
+        await engine.dispose()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        if settings.database_url:
+            engine = db.postgres_engine(settings.database_url, schema=spec.name)
+        else:
+            engine = db.sqlite_engine(Path(scratch) / f"{spec.name}.sqlite3")
+        asyncio.run(run(engine))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vuonminh", description="Order backbone for commune e-commerce.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container listens on all interfaces
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=cmd_serve)
+
+    database = commands.add_parser("db", help="schema migrations of a service (Alembic)")
+    database.add_argument("action", choices=("upgrade", "revision"))
+    database.add_argument("service", choices=SERVICE_NAMES)
+    database.add_argument("-m", "--message", default="schema change", help="the revision's title")
+    database.set_defaults(func=cmd_db)
 
     send = commands.add_parser("send-orders", help="send signed demo orders to a running platform")
     send.add_argument("--url", default="http://127.0.0.1:8000")

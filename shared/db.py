@@ -48,12 +48,21 @@ def sqlite_engine(path: Path) -> AsyncEngine:
     return engine
 
 
-async def create_tables(engine: AsyncEngine, metadata: MetaData, *, schema: str | None) -> None:
+async def migrate(engine: AsyncEngine, metadata: MetaData, *, service: str) -> None:
+    """Brings the service's database to the newest revision (services/<name>/migrations)."""
+    from vuonminh.shared.migrations import upgrade_to_head
+
     async with engine.begin() as conn:
-        if schema and engine.dialect.name == "postgresql":
-            # Concurrent starts of several services would race on CREATE SCHEMA; serialise them.
-            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('vuonminh-create-schema'))"))
-            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        if engine.dialect.name == "postgresql":
+            # Replicas starting together would race on CREATE SCHEMA and on the revisions.
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('vuonminh-migrate'))"))
+            await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{service}"'))
+        await conn.run_sync(lambda sync_conn: upgrade_to_head(sync_conn, service=service, metadata=metadata))
+
+
+async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:
+    """Tables straight from the models, for tests of the shared kit that have no migrations."""
+    async with engine.begin() as conn:
         await conn.run_sync(metadata.create_all)
 
 

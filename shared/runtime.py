@@ -75,7 +75,7 @@ class ServiceRuntime:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        await db.create_tables(self.engine, self.spec.metadata, schema=self.name)
+        await db.migrate(self.engine, self.spec.metadata, service=self.name)
         await self.producer.start()
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
         if self.consumer:

@@ -58,7 +58,7 @@ class Harness:
             await write_to_outbox(session, self.outbox, uow.staged)
 
     async def __aenter__(self):
-        await db.create_tables(self.engine, self.metadata, schema=None)
+        await db.create_tables(self.engine, self.metadata)
         await self.transport.ensure_topics([TOPIC])
         return self
 
