@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -118,9 +117,7 @@ def _ops_router() -> APIRouter:
     return router
 
 
-def create_app(
-    platform: Platform, *, on_started: Callable[[Platform], Awaitable[None]] | None = None
-) -> FastAPI:
+def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable[None]] | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
@@ -143,5 +140,3 @@ def create_app(
         app.include_router(runtime.spec.router)
     app.include_router(_ops_router())
     return app
-
-

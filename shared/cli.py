@@ -48,6 +48,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     platform = embedded_platform(settings, data_dir)
     base_url = f"http://{args.host}:{args.port}"
 
+    secret_origin = "generated, kept in the data dir" if generated else "VUONMINH_DIRECT_SECRET"
+
     async def on_started(started: Platform) -> None:
         if args.demo:
             from vuonminh.shared.demo import load_demo_catalog
@@ -67,8 +69,7 @@ def cmd_run(args: argparse.Namespace) -> None:
                     f"  Shipments     {base_url}/v1/shipments?order_id=<id>",
                     f"  KPIs          {base_url}/v1/kpis/communes/03390?from=2026-01-01&to=2026-12-31",
                     f"  Readiness     {base_url}/readyz",
-                    f"  Webhook secret ({'generated, kept in the data dir' if generated else 'VUONMINH_DIRECT_SECRET'}): "
-                    f"{secret}",
+                    f"  Webhook secret ({secret_origin}): {secret}",
                     "  Send signed demo orders from another terminal:",
                     f"    {_this_command()} send-orders --url {base_url} --secret {secret} --count 20",
                     "",

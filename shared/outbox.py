@@ -159,9 +159,7 @@ class OutboxRelay:
                 ]
             )
             crash_point(f"{self._service}:outbox-after-send-before-mark")
-            await session.exec(
-                update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=utc_now())
-            )
+            await session.exec(update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=utc_now()))
         OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
         return len(rows)
 

@@ -92,11 +92,10 @@ class ServiceRuntime:
     @asynccontextmanager
     async def unit_of_work(self, caused_by: Envelope | None = None) -> AsyncIterator[UnitOfWork]:
         """A transaction whose published events are written to the outbox before it commits."""
-        async with self.sessions() as session:
-            async with session.begin():
-                uow = UnitOfWork(session, service=self.name, caused_by=caused_by)
-                yield uow
-                await write_to_outbox(session, self.outbox, uow.staged)
+        async with self.sessions() as session, session.begin():
+            uow = UnitOfWork(session, service=self.name, caused_by=caused_by)
+            yield uow
+            await write_to_outbox(session, self.outbox, uow.staged)
         if uow.staged:
             self.relay.wake()
 

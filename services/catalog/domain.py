@@ -15,15 +15,11 @@ class CatalogError(Exception):
         self.status = status
 
 
-def register_seller(
-    *, seller_id: str, name: str, kind: str, province_code: str, ward_code: str
-) -> SellerRegistered:
+def register_seller(*, seller_id: str, name: str, kind: str, province_code: str, ward_code: str) -> SellerRegistered:
     problem = check_address_codes(province_code, ward_code)
     if problem:
         raise CatalogError(problem, status=422)
-    return SellerRegistered(
-        seller_id=seller_id, name=name, kind=kind, province_code=province_code, ward_code=ward_code
-    )
+    return SellerRegistered(seller_id=seller_id, name=name, kind=kind, province_code=province_code, ward_code=ward_code)
 
 
 def list_product(

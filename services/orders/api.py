@@ -37,16 +37,21 @@ def _reply(status_code: int, body: dict, *, started: float, headers: dict[str, s
     "/webhooks/direct",
     status_code=status.HTTP_202_ACCEPTED,
     summary="Take an order from a shop that sells directly (signed, see X-VuonMinh-Signature)",
-    responses={401: {"description": "bad signature"}, 413: {"description": "body over 256 KiB"},
-               422: {"description": "malformed order"}, 503: {"description": "log unavailable, retry"}},
+    responses={
+        401: {"description": "bad signature"},
+        413: {"description": "body over 256 KiB"},
+        422: {"description": "malformed order"},
+        503: {"description": "log unavailable, retry"},
+    },
 )
 async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONResponse:
     started = time.perf_counter()
     raw_body = await request.body()
     secret = runtime.settings.direct_secret
     if not secret:
-        return _reply(503, {"detail": "the direct channel has no secret configured (VUONMINH_DIRECT_SECRET)"},
-                      started=started)
+        return _reply(
+            503, {"detail": "the direct channel has no secret configured (VUONMINH_DIRECT_SECRET)"}, started=started
+        )
     try:
         webhooks.verify(
             request.headers.get(webhooks.SIGNATURE_HEADER),
@@ -60,26 +65,33 @@ async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONRespon
     try:
         webhook = DirectOrderWebhook.model_validate_json(raw_body)
     except ValidationError as error:
-        return _reply(422, {"detail": jsonable_encoder(error.errors(include_url=False, include_input=False))},
-                      started=started)
+        return _reply(
+            422, {"detail": jsonable_encoder(error.errors(include_url=False, include_input=False))}, started=started
+        )
     address = webhook.buyer.address
     problem = check_address_codes(address.province_code, address.ward_code)
     if problem:
-        return _reply(422, {"detail": [{"loc": ["buyer", "address", "ward_code"], "msg": problem,
-                                        "type": "address"}]}, started=started)
+        return _reply(
+            422,
+            {"detail": [{"loc": ["buyer", "address", "ward_code"], "msg": problem, "type": "address"}]},
+            started=started,
+        )
     envelope = intake.intake_envelope(intake.order_received(webhook), raw_body)
     try:
         await intake.accept(runtime.producer, envelope)
     except Exception as error:  # the log is unavailable: nothing was accepted, the shop retries
         log.error("orders.intake_unavailable", error=repr(error))
-        return _reply(503, {"detail": "order log unavailable, retry later"}, started=started,
-                      headers={"Retry-After": "5"})
+        return _reply(
+            503, {"detail": "order log unavailable, retry later"}, started=started, headers={"Retry-After": "5"}
+        )
     return _reply(202, {"status": "accepted", "event_id": envelope.id, "key": envelope.subject}, started=started)
 
 
 async def _order_out(session: AsyncSession, order: Order) -> OrderOut:
     lines = (
-        await session.exec(select(OrderLineRow).where(OrderLineRow.order_id == order.id).order_by(col(OrderLineRow.line_no)))
+        await session.exec(
+            select(OrderLineRow).where(OrderLineRow.order_id == order.id).order_by(col(OrderLineRow.line_no))
+        )
     ).all()
     return OrderOut(
         id=order.id,

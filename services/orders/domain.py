@@ -43,13 +43,17 @@ def decide(
     for item in received.items:
         product = products.get(item.sku)
         if product is None:
-            reasons.append(RejectionReason(code="unknown_sku", message=f"SKU {item.sku} is not in the catalog", sku=item.sku))
+            reasons.append(
+                RejectionReason(code="unknown_sku", message=f"SKU {item.sku} is not in the catalog", sku=item.sku)
+            )
             continue
         seller = sellers.get(product.seller_id)
         if seller is None:
             reasons.append(
                 RejectionReason(
-                    code="unknown_seller", message=f"seller {product.seller_id} of SKU {item.sku} is unknown", sku=item.sku
+                    code="unknown_seller",
+                    message=f"seller {product.seller_id} of SKU {item.sku} is unknown",
+                    sku=item.sku,
                 )
             )
             continue

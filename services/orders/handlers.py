@@ -78,5 +78,9 @@ async def on_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
         for line_no, line in enumerate(outcome.lines, start=1):
             uow.session.add(OrderLineRow(order_id=order_id, line_no=line_no, **line.model_dump()))
     uow.publish(outcome)
-    log.info("orders.order_decided", order_id=order_id, status="placed" if placed else "rejected",
-             correlation_id=envelope.correlation_id)
+    log.info(
+        "orders.order_decided",
+        order_id=order_id,
+        status="placed" if placed else "rejected",
+        correlation_id=envelope.correlation_id,
+    )

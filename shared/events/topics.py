@@ -18,6 +18,4 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topic) + tuple(
-    dead_letter_topic(t.value) for t in Topic
-)
+ALL_TOPICS: tuple[str, ...] = tuple(t.value for t in Topic) + tuple(dead_letter_topic(t.value) for t in Topic)

@@ -20,7 +20,9 @@ def _incoming(envelope: Envelope) -> IncomingRecord:
 
 
 def _seller() -> SellerRegistered:
-    return SellerRegistered(seller_id="s1", name="Hộ Lò Thị Mai", kind="household", province_code="12", ward_code="03390")
+    return SellerRegistered(
+        seller_id="s1", name="Hộ Lò Thị Mai", kind="household", province_code="12", ward_code="03390"
+    )
 
 
 def test_round_trip_keeps_attributes_and_payload():
@@ -44,12 +46,24 @@ def test_round_trip_keeps_attributes_and_payload():
     [
         ((), b"{}", "missing headers"),
         (
-            (("ce_specversion", b"1.0"), ("ce_id", b"x"), ("ce_type", b"nope.v1"), ("ce_source", b"/t"), ("ce_time", b"2026-01-01T00:00:00+00:00")),
+            (
+                ("ce_specversion", b"1.0"),
+                ("ce_id", b"x"),
+                ("ce_type", b"nope.v1"),
+                ("ce_source", b"/t"),
+                ("ce_time", b"2026-01-01T00:00:00+00:00"),
+            ),
             b"{}",
             "unknown event type",
         ),
         (
-            (("ce_specversion", b"1.0"), ("ce_id", b"x"), ("ce_type", SellerRegistered.TYPE.encode()), ("ce_source", b"/t"), ("ce_time", b"2026-01-01T00:00:00+00:00")),
+            (
+                ("ce_specversion", b"1.0"),
+                ("ce_id", b"x"),
+                ("ce_type", SellerRegistered.TYPE.encode()),
+                ("ce_source", b"/t"),
+                ("ce_time", b"2026-01-01T00:00:00+00:00"),
+            ),
             b'{"seller_id": 1}',
             "invalid",
         ),
@@ -70,10 +84,9 @@ def test_every_event_type_is_versioned_and_on_a_known_topic():
 
 
 def test_naive_timestamps_are_refused():
-    from pydantic import ValidationError
+    from pydantic import TypeAdapter, ValidationError
 
     from vuonminh.shared.events.types import UtcDatetime
-    from pydantic import TypeAdapter
 
     adapter = TypeAdapter(UtcDatetime)
     with pytest.raises(ValidationError, match="UTC offset"):

@@ -19,7 +19,9 @@ TOPIC = "catalog.sellers"
 
 
 def _event(seller_id: str = "s1") -> Envelope:
-    payload = SellerRegistered(seller_id=seller_id, name="Hộ A", kind="household", province_code="12", ward_code="03390")
+    payload = SellerRegistered(
+        seller_id=seller_id, name="Hộ A", kind="household", province_code="12", ward_code="03390"
+    )
     return Envelope.new(payload, source="/test")
 
 
@@ -28,7 +30,9 @@ class Harness:
 
     def __init__(self, tmp_path, handler=None, max_attempts=3):
         self.metadata = MetaData()
-        self.effects = Table("effects", self.metadata, Column("n", Integer, primary_key=True), Column("event_id", String))
+        self.effects = Table(
+            "effects", self.metadata, Column("n", Integer, primary_key=True), Column("event_id", String)
+        )
         self.processed = processed_events_table(self.metadata)
         self.outbox = outbox_table(self.metadata)
         self.engine = db.sqlite_engine(tmp_path / "svc.sqlite3")

@@ -7,7 +7,9 @@ from vuonminh.shared.transport.local import DataDirInUse, LocalTransport
 
 
 def _record(topic: str, n: int) -> OutgoingRecord:
-    return OutgoingRecord(topic=topic, key=f"k{n}".encode(), value=f"v{n}".encode(), headers=(("h", bytes([0, 255, n % 256])),))
+    return OutgoingRecord(
+        topic=topic, key=f"k{n}".encode(), value=f"v{n}".encode(), headers=(("h", bytes([0, 255, n % 256])),)
+    )
 
 
 async def test_records_are_read_in_order_with_headers_intact(tmp_path):

@@ -1,17 +1,11 @@
 """Each service's migrations build exactly the schema its models describe."""
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 
 from vuonminh.shared import db
 from vuonminh.shared.runtime import SERVICE_NAMES, ServiceRuntime, embedded_platform
 from vuonminh.shared.settings import Settings
-
-
-async def migration_drift(engine, metadata) -> list:
-    async with engine.connect() as conn:
-        return await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+from vuonminh.shared.testing import migration_drift
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)

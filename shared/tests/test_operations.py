@@ -44,4 +44,7 @@ async def test_metrics_count_webhooks_and_consumed_events(tmp_path):
         text = await eventually(counted)
         assert 'vuonminh_webhooks_total{channel="direct",status="202"}' in text
         assert 'vuonminh_webhooks_total{channel="direct",status="401"}' in text
-        assert 'vuonminh_events_consumed_total{event_type="vuonminh.orders.order_placed.v1",group="vuonminh.logistics",outcome="applied"}' in text
+        assert (
+            'vuonminh_events_consumed_total{event_type="vuonminh.orders.order_placed.v1",group="vuonminh.logistics",outcome="applied"}'
+            in text
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 import structlog
@@ -93,9 +94,7 @@ class KafkaConsumer:
 
     async def commit(self, positions: dict[TP, int]) -> bool:
         try:
-            await self._consumer.commit(
-                {TopicPartition(self._namespace + t, p): o for (t, p), o in positions.items()}
-            )
+            await self._consumer.commit({TopicPartition(self._namespace + t, p): o for (t, p), o in positions.items()})
         except (CommitFailedError, IllegalStateError) as error:
             # The group rebalanced under us: the batch will be delivered again and the inbox
             # absorbs it (aiokafka's known sharp edge).
@@ -124,15 +123,15 @@ class KafkaTransport:
         try:
             existing = set(await admin.list_topics())
             wanted = [
-                NewTopic(name=self.namespace + t, num_partitions=self.partitions, replication_factor=self.replication_factor)
+                NewTopic(
+                    name=self.namespace + t, num_partitions=self.partitions, replication_factor=self.replication_factor
+                )
                 for t in topics
                 if self.namespace + t not in existing
             ]
             if wanted:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):  # another service was first
                     await admin.create_topics(wanted)
-                except TopicAlreadyExistsError:
-                    pass  # another service created it first
                 log.info("kafka.topics_created", topics=[t.name for t in wanted])
         finally:
             await admin.close()

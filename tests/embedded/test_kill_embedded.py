@@ -77,7 +77,9 @@ async def _check_exactly_once(base_url: str, report: SendReport) -> None:
             result = {}
             for ward in wards:
                 result[ward] = (
-                    await client.get(f"/v1/kpis/communes/{ward}", params={"from": first_day.isoformat(), "to": today.isoformat()})
+                    await client.get(
+                        f"/v1/kpis/communes/{ward}", params={"from": first_day.isoformat(), "to": today.isoformat()}
+                    )
                 ).json()
             return result if sum(k["shipments"] for k in result.values()) >= len(shipments) else None
 
@@ -98,8 +100,14 @@ async def test_kill_9_while_webhooks_arrive_loses_and_duplicates_nothing(tmp_pat
     report = SendReport()
     sending = asyncio.create_task(
         send_orders(
-            base_url=first.url, secret=TEST_SECRET, count=ORDERS, concurrency=8, run_id="kill", retries=60,
-            progress=False, report=report,
+            base_url=first.url,
+            secret=TEST_SECRET,
+            count=ORDERS,
+            concurrency=8,
+            run_id="kill",
+            retries=60,
+            progress=False,
+            report=report,
         )
     )
     await eventually(lambda: asyncio.sleep(0, len(report.accepted_order_ids) >= ORDERS // 3), timeout_s=60)
@@ -122,8 +130,14 @@ async def test_crash_between_effect_and_offset_commit_in_embedded_mode(tmp_path)
     report = SendReport()
     sending = asyncio.create_task(
         send_orders(
-            base_url=first.url, secret=TEST_SECRET, count=ORDERS, concurrency=8, run_id="crash", retries=60,
-            progress=False, report=report,
+            base_url=first.url,
+            secret=TEST_SECRET,
+            count=ORDERS,
+            concurrency=8,
+            run_id="crash",
+            retries=60,
+            progress=False,
+            report=report,
         )
     )
 

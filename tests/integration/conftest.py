@@ -19,7 +19,7 @@ from vuonminh.shared.testing import TEST_SECRET, VuonminhProcess
 def _require(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        message = f"{name} is not set: run `eval \"$(scripts/dev-services env)\"` after `scripts/dev-services up`"
+        message = f'{name} is not set: run `eval "$(scripts/dev-services env)"` after `scripts/dev-services up`'
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)

@@ -83,7 +83,9 @@ async def test_consumer_killed_after_its_effect_before_its_offset_commit(start_s
     await restarted.wait_ready()
     await _assert_every_effect_once(count_rows)
     # The redelivered records were recognised by the inbox, not re-applied.
-    duplicates = await restarted.metric("vuonminh_events_consumed_total", group="vuonminh.logistics", outcome="duplicate")
+    duplicates = await restarted.metric(
+        "vuonminh_events_consumed_total", group="vuonminh.logistics", outcome="duplicate"
+    )
     assert duplicates >= 1
 
 

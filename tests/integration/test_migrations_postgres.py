@@ -5,18 +5,15 @@ import pytest
 from vuonminh.shared import db
 from vuonminh.shared.runtime import SERVICE_NAMES, kafka_platform
 from vuonminh.shared.settings import Settings
+from vuonminh.shared.testing import migration_drift
 
 pytestmark = pytest.mark.integration
 
 
 async def test_migrations_match_the_models_on_postgres(database_url, kafka_bootstrap):
-    from alembic.autogenerate import compare_metadata
-    from alembic.migration import MigrationContext
-
-    platform = kafka_platform(Settings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap), SERVICE_NAMES)
+    settings = Settings(database_url=database_url, kafka_bootstrap_servers=kafka_bootstrap)
+    platform = kafka_platform(settings, SERVICE_NAMES)
     for name, runtime in platform.runtimes.items():
         await db.migrate(runtime.engine, runtime.spec.metadata, service=name)
-        async with runtime.engine.connect() as conn:
-            drift = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), runtime.spec.metadata))
-        assert drift == [], name
+        assert await migration_drift(runtime.engine, runtime.spec.metadata) == [], name
         await runtime.engine.dispose()

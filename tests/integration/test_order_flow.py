@@ -67,9 +67,7 @@ async def test_an_order_flows_through_all_four_services(start_service, count_row
     async with httpx.AsyncClient(base_url=stack["analytics"].url) as analytics:
 
         async def kpis():
-            found = (
-                await analytics.get("/v1/kpis/communes/03390", params={"from": "2026-11-20", "to": today})
-            ).json()
+            found = (await analytics.get("/v1/kpis/communes/03390", params={"from": "2026-11-20", "to": today})).json()
             return found if found["shipments"] == 1 else None
 
         binh_lu = await eventually(kpis, timeout_s=30)

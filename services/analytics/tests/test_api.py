@@ -13,10 +13,18 @@ async def client(tmp_path):
 async def test_kpis_add_up_the_communes_sales_and_ignore_other_communes(client):
     orders = [
         order_body("K-1", items=[{"sku": "MIEN-DONG-500", "quantity": 4, "unit_price_vnd": 65000}]),
-        order_body("K-2", items=[{"sku": "KHOAI-SAM-5KG", "quantity": 2, "unit_price_vnd": 175000},
-                                 {"sku": "CHE-200", "quantity": 1, "unit_price_vnd": 180000}]),
-        order_body("K-3", placed_at="2026-11-21T10:00:00+07:00",
-                   items=[{"sku": "MIEN-DONG-500", "quantity": 1, "unit_price_vnd": 65000}]),
+        order_body(
+            "K-2",
+            items=[
+                {"sku": "KHOAI-SAM-5KG", "quantity": 2, "unit_price_vnd": 175000},
+                {"sku": "CHE-200", "quantity": 1, "unit_price_vnd": 180000},
+            ],
+        ),
+        order_body(
+            "K-3",
+            placed_at="2026-11-21T10:00:00+07:00",
+            items=[{"sku": "MIEN-DONG-500", "quantity": 1, "unit_price_vnd": 65000}],
+        ),
     ]
     for body in orders:
         raw = encode(body)

@@ -2,8 +2,20 @@ import pytest
 
 from vuonminh.shared.testing import embedded_client
 
-SELLER = {"seller_id": "bl-ho-a", "name": "Hộ Lò Thị Mai", "kind": "household", "province_code": "12", "ward_code": "03390"}
-PRODUCT = {"sku": "MIEN-DONG-500", "seller_id": "bl-ho-a", "name": "Miến dong 500 g", "unit_weight_g": 500, "ocop_stars": 3}
+SELLER = {
+    "seller_id": "bl-ho-a",
+    "name": "Hộ Lò Thị Mai",
+    "kind": "household",
+    "province_code": "12",
+    "ward_code": "03390",
+}
+PRODUCT = {
+    "sku": "MIEN-DONG-500",
+    "seller_id": "bl-ho-a",
+    "name": "Miến dong 500 g",
+    "unit_weight_g": 500,
+    "ocop_stars": 3,
+}
 
 
 @pytest.fixture
@@ -17,7 +29,9 @@ async def test_registering_a_seller_names_its_commune(client):
 
     assert created.status_code == 201
     assert created.json()["ward_name"] == "Xã Bình Lư" and created.json()["province_name"] == "Lai Châu"
-    assert [s["seller_id"] for s in (await client.get("/v1/sellers", params={"ward_code": "03390"})).json()] == ["bl-ho-a"]
+    assert [s["seller_id"] for s in (await client.get("/v1/sellers", params={"ward_code": "03390"})).json()] == [
+        "bl-ho-a"
+    ]
     assert (await client.get("/v1/sellers", params={"ward_code": "05503"})).json() == []
 
 
@@ -50,9 +64,9 @@ async def test_products_need_a_registered_seller_and_positive_grams(client):
 async def test_catalog_changes_are_published_through_the_outbox(client, tmp_path):
     await client.post("/v1/sellers", json=SELLER)
     await client.post("/v1/products", json=PRODUCT)
-    from vuonminh.shared.transport.local import LocalLog  # noqa: F401 - the log file is the proof
-
     import sqlite3
+
+    from vuonminh.shared.transport.local import LocalLog  # noqa: F401 - the log file is the proof
 
     def published(topic):
         with sqlite3.connect(tmp_path / "log.sqlite3") as conn:
@@ -61,6 +75,8 @@ async def test_catalog_changes_are_published_through_the_outbox(client, tmp_path
     from vuonminh.shared.testing import eventually
 
     async def both():
-        return published("catalog.sellers") == [(b"bl-ho-a",)] and published("catalog.products") == [(b"MIEN-DONG-500",)]
+        return published("catalog.sellers") == [(b"bl-ho-a",)] and published("catalog.products") == [
+            (b"MIEN-DONG-500",)
+        ]
 
     assert await eventually(both)

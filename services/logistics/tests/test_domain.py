@@ -5,8 +5,16 @@ from vuonminh.shared.testing import order_body
 
 def _line(sku, seller, ward, province, qty, price, grams) -> OrderLine:
     return OrderLine(
-        sku=sku, product_name=sku, seller_id=seller, seller_province_code=province, seller_ward_code=ward,
-        quantity=qty, unit_price_vnd=price, unit_weight_g=grams, line_total_vnd=qty * price, line_weight_g=qty * grams,
+        sku=sku,
+        product_name=sku,
+        seller_id=seller,
+        seller_province_code=province,
+        seller_ward_code=ward,
+        quantity=qty,
+        unit_price_vnd=price,
+        unit_weight_g=grams,
+        line_total_vnd=qty * price,
+        line_weight_g=qty * grams,
     )
 
 
@@ -14,18 +22,28 @@ def _order(lines, payment="cod", province="01", ward="00004") -> OrderPlaced:
     body = order_body()
     body["buyer"]["address"].update(province_code=province, ward_code=ward)
     return OrderPlaced(
-        order_id="o-1", channel="direct", shop_id="shop-1", external_order_id="TT-1", placed_at=body["placed_at"],
-        livestream_id=None, payment_method=payment, buyer=body["buyer"], lines=tuple(lines),
-        total_vnd=sum(line.line_total_vnd for line in lines), total_weight_g=sum(line.line_weight_g for line in lines),
+        order_id="o-1",
+        channel="direct",
+        shop_id="shop-1",
+        external_order_id="TT-1",
+        placed_at=body["placed_at"],
+        livestream_id=None,
+        payment_method=payment,
+        buyer=body["buyer"],
+        lines=tuple(lines),
+        total_vnd=sum(line.line_total_vnd for line in lines),
+        total_weight_g=sum(line.line_weight_g for line in lines),
     )
 
 
 def test_one_shipment_per_seller_with_its_weight_and_cod():
-    order = _order([
-        _line("A", "s1", "03390", "12", 2, 65000, 500),
-        _line("B", "s2", "05503", "19", 1, 180000, 250),
-        _line("C", "s1", "03390", "12", 1, 175000, 5000),
-    ])
+    order = _order(
+        [
+            _line("A", "s1", "03390", "12", 2, 65000, 500),
+            _line("B", "s2", "05503", "19", 1, 180000, 250),
+            _line("C", "s1", "03390", "12", 1, 175000, 5000),
+        ]
+    )
 
     plans = {p.seller_id: p for p in plan_shipments(order)}
 

@@ -39,7 +39,9 @@ async def test_the_same_order_sent_again_is_acknowledged_and_changes_nothing(cli
         assert (await client.post("/v1/webhooks/direct", content=body, headers=signed_headers(body))).status_code == 202
     # The shop edits nothing but re-serialises: another body for the same order.
     changed = encode(order_body("TT-2", items=[{"sku": "CHE-200", "quantity": 9, "unit_price_vnd": 1}]))
-    assert (await client.post("/v1/webhooks/direct", content=changed, headers=signed_headers(changed))).status_code == 202
+    assert (
+        await client.post("/v1/webhooks/direct", content=changed, headers=signed_headers(changed))
+    ).status_code == 202
     marker = encode(order_body("TT-2-after"))
     await client.post("/v1/webhooks/direct", content=marker, headers=signed_headers(marker))
 

@@ -29,7 +29,10 @@ def _received(items) -> OrderReceived:
 
 def test_an_order_of_known_products_is_placed_with_totals_in_vnd_and_grams():
     received = _received(
-        [{"sku": "MIEN-DONG-500", "quantity": 3, "unit_price_vnd": 65000}, {"sku": "CHE-200", "quantity": 2, "unit_price_vnd": 180000}]
+        [
+            {"sku": "MIEN-DONG-500", "quantity": 3, "unit_price_vnd": 65000},
+            {"sku": "CHE-200", "quantity": 2, "unit_price_vnd": 180000},
+        ]
     )
 
     outcome = decide(received, products=PRODUCTS, sellers=SELLERS)
@@ -42,7 +45,12 @@ def test_an_order_of_known_products_is_placed_with_totals_in_vnd_and_grams():
 
 
 def test_an_unknown_sku_rejects_the_order_and_says_which():
-    received = _received([{"sku": "MIEN-DONG-500", "quantity": 1, "unit_price_vnd": 1}, {"sku": "FAKE-1", "quantity": 1, "unit_price_vnd": 1}])
+    received = _received(
+        [
+            {"sku": "MIEN-DONG-500", "quantity": 1, "unit_price_vnd": 1},
+            {"sku": "FAKE-1", "quantity": 1, "unit_price_vnd": 1},
+        ]
+    )
 
     outcome = decide(received, products=PRODUCTS, sellers=SELLERS)
 
@@ -52,7 +60,9 @@ def test_an_unknown_sku_rejects_the_order_and_says_which():
 
 def test_a_product_whose_seller_is_unknown_rejects_the_order():
     outcome = decide(
-        _received([{"sku": "CHE-200", "quantity": 1, "unit_price_vnd": 1}]), products=PRODUCTS, sellers={"s1": SELLERS["s1"]}
+        _received([{"sku": "CHE-200", "quantity": 1, "unit_price_vnd": 1}]),
+        products=PRODUCTS,
+        sellers={"s1": SELLERS["s1"]},
     )
 
     assert isinstance(outcome, OrderRejected) and outcome.reasons[0].code == "unknown_seller"
