@@ -226,3 +226,43 @@ async def migration_drift(engine: Any, metadata: Any) -> list:
 
     async with engine.connect() as conn:
         return await conn.run_sync(compare)
+
+
+def order_line(seller_id: str, ward_code: str, quantity: int, unit_price_vnd: int, unit_weight_g: int, **fields: Any):
+    """An OrderLine with its totals computed, for domain tests."""
+    from vuonminh.shared.events import OrderLine
+
+    defaults = {"sku": f"{seller_id}-sku", "product_name": "sản phẩm", "seller_province_code": "12"}
+    return OrderLine(
+        **{**defaults, **fields},
+        seller_id=seller_id,
+        seller_ward_code=ward_code,
+        quantity=quantity,
+        unit_price_vnd=unit_price_vnd,
+        unit_weight_g=unit_weight_g,
+        line_total_vnd=quantity * unit_price_vnd,
+        line_weight_g=quantity * unit_weight_g,
+    )
+
+
+def placed_order(
+    lines: list, *, placed_at: str = "2026-11-20T09:15:00+07:00", payment_method: str = "cod", **buyer_address: str
+):
+    """An OrderPlaced of these lines, for domain tests; buyer_address overrides the Hà Nội default."""
+    from vuonminh.shared.events import OrderPlaced
+
+    buyer = order_body()["buyer"]
+    buyer["address"].update(buyer_address)
+    return OrderPlaced(
+        order_id="o-1",
+        channel="direct",
+        shop_id="shop-1",
+        external_order_id="TT-1",
+        placed_at=placed_at,
+        livestream_id=None,
+        payment_method=payment_method,
+        buyer=buyer,
+        lines=tuple(lines),
+        total_vnd=sum(line.line_total_vnd for line in lines),
+        total_weight_g=sum(line.line_weight_g for line in lines),
+    )

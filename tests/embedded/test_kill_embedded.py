@@ -94,22 +94,26 @@ async def _check_exactly_once(base_url: str, report: SendReport) -> None:
         assert sum(k["shipments"] for k in kpis.values()) == len(shipments)
 
 
+def _send_in_background(target: VuonminhProcess, *, run_id: str) -> tuple[SendReport, asyncio.Task]:
+    """Shops sending orders, retrying through the restart; the report fills as they go."""
+    report = SendReport()
+    sending = send_orders(
+        base_url=target.url,
+        secret=TEST_SECRET,
+        count=ORDERS,
+        concurrency=8,
+        run_id=run_id,
+        retries=60,
+        progress=False,
+        report=report,
+    )
+    return report, asyncio.create_task(sending)
+
+
 async def test_kill_9_while_webhooks_arrive_loses_and_duplicates_nothing(tmp_path):
     first = _run(tmp_path)
     await first.wait_ready()
-    report = SendReport()
-    sending = asyncio.create_task(
-        send_orders(
-            base_url=first.url,
-            secret=TEST_SECRET,
-            count=ORDERS,
-            concurrency=8,
-            run_id="kill",
-            retries=60,
-            progress=False,
-            report=report,
-        )
-    )
+    report, sending = _send_in_background(first, run_id="kill")
     await eventually(lambda: asyncio.sleep(0, len(report.accepted_order_ids) >= ORDERS // 3), timeout_s=60)
 
     first.kill()  # mid-stream: requests in flight, consumers mid-batch, relays mid-send
@@ -127,19 +131,7 @@ async def test_kill_9_while_webhooks_arrive_loses_and_duplicates_nothing(tmp_pat
 async def test_crash_between_effect_and_offset_commit_in_embedded_mode(tmp_path):
     first = _run(tmp_path, VUONMINH_CRASH_POINT="vuonminh.analytics:after-effect-before-commit@3")
     await first.wait_ready()
-    report = SendReport()
-    sending = asyncio.create_task(
-        send_orders(
-            base_url=first.url,
-            secret=TEST_SECRET,
-            count=ORDERS,
-            concurrency=8,
-            run_id="crash",
-            retries=60,
-            progress=False,
-            report=report,
-        )
-    )
+    report, sending = _send_in_background(first, run_id="crash")
 
     assert await first.wait_exit(timeout_s=60) == -signal.SIGKILL
     second = _run(tmp_path, port=first.port)

@@ -6,14 +6,17 @@ laptop without them the tests skip; in CI (CI=true) a missing broker or database
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 
 import asyncpg
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from vuonminh.shared.testing import TEST_SECRET, VuonminhProcess
+from vuonminh.shared.runtime import SERVICE_NAMES
+from vuonminh.shared.testing import TEST_SECRET, VuonminhProcess, eventually, seed_catalog
 
 
 def _require(name: str) -> str:
@@ -80,6 +83,40 @@ async def start_service(service_env, tmp_path):
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+def start_stack(start_service):
+    """Starts services (all four by default) and waits until each is ready.
+
+    `crash=(service, point)` starts that service with VUONMINH_CRASH_POINT set.
+    """
+
+    async def start(names=SERVICE_NAMES, *, crash: tuple[str, str] | None = None) -> dict[str, VuonminhProcess]:
+        processes = {}
+        for name in names:
+            env = {"VUONMINH_CRASH_POINT": crash[1]} if crash and crash[0] == name else None
+            processes[name] = await start_service(name, extra_env=env)
+        await asyncio.gather(*(p.wait_ready() for p in processes.values()))
+        return processes
+
+    return start
+
+
+@pytest.fixture
+def seed_catalog_via(count_rows):
+    """Seeds the test catalog through catalog's API, then waits until orders has replicated it."""
+
+    async def seed(catalog: VuonminhProcess) -> None:
+        async with httpx.AsyncClient(base_url=catalog.url) as client:
+            await seed_catalog(client)
+
+        async def replicated() -> bool:
+            return await count_rows("SELECT count(*) FROM orders.catalog_products") == 3
+
+        await eventually(replicated, timeout_s=30)
+
+    return seed
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from vuonminh.shared.testing import encode, eventually, order_body, seed_catalog, signed_headers
+from vuonminh.shared.testing import encode, eventually, order_body, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,23 +24,7 @@ TWO_SELLERS = [
 ]
 
 
-async def _start(start_service, names, crash=None):
-    processes = {}
-    for name in names:
-        env = {"VUONMINH_CRASH_POINT": crash[1]} if crash and crash[0] == name else None
-        processes[name] = await start_service(name, extra_env=env)
-    await asyncio.gather(*(p.wait_ready() for p in processes.values()))
-    return processes
-
-
-async def _seed_and_send(stack, count_rows, prefix):
-    async with httpx.AsyncClient(base_url=stack["catalog"].url) as catalog:
-        await seed_catalog(catalog)
-
-    async def catalog_replicated():
-        return await count_rows("SELECT count(*) FROM orders.catalog_products") == 3
-
-    await eventually(catalog_replicated, timeout_s=30)
+async def _send(stack, prefix):
     async with httpx.AsyncClient(base_url=stack["orders"].url) as orders:
         for n in range(ORDERS):
             body = encode(order_body(f"{prefix}-{n}", items=TWO_SELLERS))
@@ -70,11 +54,13 @@ async def _assert_every_effect_once(count_rows):
     assert await count_rows("SELECT count(*) FROM analytics.shipment_facts") == 2 * ORDERS
 
 
-async def test_consumer_killed_after_its_effect_before_its_offset_commit(start_service, count_rows):
-    names = ("catalog", "orders", "logistics", "analytics")
-    stack = await _start(start_service, names, crash=("logistics", "vuonminh.logistics:after-effect-before-commit"))
+async def test_consumer_killed_after_its_effect_before_its_offset_commit(
+    start_stack, start_service, seed_catalog_via, count_rows
+):
+    stack = await start_stack(crash=("logistics", "vuonminh.logistics:after-effect-before-commit"))
+    await seed_catalog_via(stack["catalog"])
 
-    await _seed_and_send(stack, count_rows, "KILL-CONSUMER")
+    await _send(stack, "KILL-CONSUMER")
 
     assert await stack["logistics"].wait_exit(timeout_s=60) == -signal.SIGKILL
     shipments_before_restart = await count_rows("SELECT count(*) FROM logistics.shipments")
@@ -89,11 +75,13 @@ async def test_consumer_killed_after_its_effect_before_its_offset_commit(start_s
     assert duplicates >= 1
 
 
-async def test_outbox_relay_killed_after_sending_before_marking(start_service, count_rows):
-    names = ("catalog", "orders", "logistics", "analytics")
-    stack = await _start(start_service, names, crash=("orders", "orders:outbox-after-send-before-mark"))
+async def test_outbox_relay_killed_after_sending_before_marking(
+    start_stack, start_service, seed_catalog_via, count_rows
+):
+    stack = await start_stack(crash=("orders", "orders:outbox-after-send-before-mark"))
+    await seed_catalog_via(stack["catalog"])
 
-    sending = asyncio.create_task(_seed_and_send(stack, count_rows, "KILL-RELAY"))
+    sending = asyncio.create_task(_send(stack, "KILL-RELAY"))
 
     assert await stack["orders"].wait_exit(timeout_s=60) == -signal.SIGKILL
     restarted = await start_service("orders", port=stack["orders"].port)
@@ -109,10 +97,10 @@ async def test_outbox_relay_killed_after_sending_before_marking(start_service, c
 
 
 async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_moves_on(
-    start_service, count_rows, kafka_bootstrap, service_env
+    start_stack, seed_catalog_via, count_rows, kafka_bootstrap, service_env
 ):
     namespace = service_env["VUONMINH_KAFKA_NAMESPACE"]
-    stack = await _start(start_service, ("catalog", "orders"))
+    stack = await start_stack(("catalog", "orders"))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, enable_idempotence=True)
     await producer.start()
     try:
@@ -120,7 +108,8 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_m
     finally:
         await producer.stop()
 
-    await _seed_and_send(stack, count_rows, "AFTER-POISON")
+    await seed_catalog_via(stack["catalog"])
+    await _send(stack, "AFTER-POISON")
 
     async def all_stored():
         return await count_rows("SELECT count(*) FROM orders.orders") == ORDERS

@@ -1,32 +1,17 @@
 """One signed order from webhook to stored order to shipment to KPI, on Kafka and PostgreSQL."""
 
-import asyncio
-
 import httpx
 import pytest
 
-from vuonminh.shared.testing import encode, eventually, order_body, seed_catalog, signed_headers
+from vuonminh.shared.testing import encode, eventually, order_body, signed_headers
 from vuonminh.shared.timeutil import utc_now, vietnam_day
 
 pytestmark = pytest.mark.integration
 
 
-async def start_stack(start_service):
-    names = ("catalog", "orders", "logistics", "analytics")
-    processes = {name: await start_service(name) for name in names}
-    await asyncio.gather(*(p.wait_ready() for p in processes.values()))
-    return processes
-
-
-async def test_an_order_flows_through_all_four_services(start_service, count_rows):
-    stack = await start_stack(start_service)
-    async with httpx.AsyncClient(base_url=stack["catalog"].url) as catalog:
-        await seed_catalog(catalog)
-
-    async def catalog_replicated():
-        return await count_rows("SELECT count(*) FROM orders.catalog_products") == 3
-
-    await eventually(catalog_replicated, timeout_s=30)
+async def test_an_order_flows_through_all_four_services(start_stack, seed_catalog_via, count_rows):
+    stack = await start_stack()
+    await seed_catalog_via(stack["catalog"])
 
     async with httpx.AsyncClient(base_url=stack["orders"].url) as orders:
         body = encode(

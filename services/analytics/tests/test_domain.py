@@ -1,43 +1,16 @@
 from datetime import date
 
 from vuonminh.analytics.domain import check_range, grams_to_kg, order_day, seller_sales
-from vuonminh.shared.events import OrderLine, OrderPlaced
-from vuonminh.shared.testing import order_body
+from vuonminh.shared.testing import order_line, placed_order
 
 
-def _order(placed_at: str) -> OrderPlaced:
-    def line(seller, ward, qty, price, grams):
-        return OrderLine(
-            sku=f"{seller}-sku",
-            product_name="x",
-            seller_id=seller,
-            seller_province_code="12",
-            seller_ward_code=ward,
-            quantity=qty,
-            unit_price_vnd=price,
-            unit_weight_g=grams,
-            line_total_vnd=qty * price,
-            line_weight_g=qty * grams,
-        )
-
-    lines = (
-        line("s1", "03390", 2, 65000, 500),
-        line("s2", "03478", 1, 175000, 5000),
-        line("s1", "03390", 1, 85000, 500),
-    )
-    return OrderPlaced(
-        order_id="o-1",
-        channel="direct",
-        shop_id="shop",
-        external_order_id="1",
-        placed_at=placed_at,
-        livestream_id=None,
-        payment_method="cod",
-        buyer=order_body()["buyer"],
-        lines=lines,
-        total_vnd=1,
-        total_weight_g=1,
-    )
+def _order(placed_at: str):
+    lines = [
+        order_line("s1", "03390", 2, 65000, 500),
+        order_line("s2", "03478", 1, 175000, 5000),
+        order_line("s1", "03390", 1, 85000, 500),
+    ]
+    return placed_order(lines, placed_at=placed_at)
 
 
 def test_sales_are_counted_per_seller_in_the_sellers_commune():
