@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Annotated
 
 import structlog
@@ -87,12 +89,21 @@ async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONRespon
     return _reply(202, {"status": "accepted", "event_id": envelope.id, "key": envelope.subject}, started=started)
 
 
-async def _order_out(session: AsyncSession, order: Order) -> OrderOut:
-    lines = (
-        await session.exec(
-            select(OrderLineRow).where(OrderLineRow.order_id == order.id).order_by(col(OrderLineRow.line_no))
+async def _orders_out(session: AsyncSession, orders: Sequence[Order]) -> list[OrderOut]:
+    """The orders with their lines, fetched in one query for the whole page."""
+    lines_by_order: dict[str, list[OrderLineRow]] = defaultdict(list)
+    if orders:
+        query = (
+            select(OrderLineRow)
+            .where(col(OrderLineRow.order_id).in_([order.id for order in orders]))
+            .order_by(col(OrderLineRow.order_id), col(OrderLineRow.line_no))
         )
-    ).all()
+        for line in (await session.exec(query)).all():
+            lines_by_order[line.order_id].append(line)
+    return [_order_out(order, lines_by_order[order.id]) for order in orders]
+
+
+def _order_out(order: Order, lines: list[OrderLineRow]) -> OrderOut:
     return OrderOut(
         id=order.id,
         channel=order.channel,  # type: ignore[arg-type]
@@ -133,7 +144,7 @@ async def list_orders(
         query = query.where(Order.external_order_id == order_id)
     if status_:
         query = query.where(Order.status == status_)
-    return [await _order_out(session, order) for order in (await session.exec(query)).all()]
+    return await _orders_out(session, (await session.exec(query)).all())
 
 
 @router.get("/orders/{id}", response_model=OrderOut)
@@ -141,4 +152,4 @@ async def get_order(id: str, session: Session) -> OrderOut:  # noqa: A002 - the 
     order = await session.get(Order, id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"order {id!r} not found")
-    return await _order_out(session, order)
+    return (await _orders_out(session, [order]))[0]
