@@ -115,18 +115,12 @@ def cmd_db(args: argparse.Namespace) -> None:
 
     from vuonminh.shared import db
     from vuonminh.shared.migrations import write_revision
-    from vuonminh.shared.runtime import ServiceRuntime, load_service  # noqa: F401 - adds messaging tables
+    from vuonminh.shared.runtime import load_service
 
     settings = get_settings()
     spec = load_service(args.service)
 
     async def run(engine) -> None:  # noqa: ANN001
-        from vuonminh.shared.inbox import processed_events_table
-        from vuonminh.shared.outbox import outbox_table
-        from vuonminh.shared.runtime import _table
-
-        _table(spec.metadata, "outbox", outbox_table)
-        _table(spec.metadata, "processed_events", processed_events_table)
         if args.action == "upgrade":
             await db.migrate(engine, spec.metadata, service=spec.name)
         else:

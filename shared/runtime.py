@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
-from sqlalchemy import MetaData, Table
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vuonminh.shared import db
 from vuonminh.shared.events import ALL_TOPICS, Envelope
-from vuonminh.shared.inbox import ConsumerRunner, processed_events_table
-from vuonminh.shared.outbox import OutboxRelay, outbox_table, write_to_outbox
+from vuonminh.shared.inbox import ConsumerRunner
+from vuonminh.shared.outbox import OutboxRelay, write_to_outbox
 from vuonminh.shared.service import ServiceSpec
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport import LogProducer, Transport
@@ -32,11 +32,6 @@ from vuonminh.shared.unit_of_work import UnitOfWork
 log = structlog.get_logger(__name__)
 
 SERVICE_NAMES = ("catalog", "orders", "logistics", "analytics")
-
-
-def _table(metadata: MetaData, name: str, define: Callable[[MetaData], Table]) -> Table:
-    # Specs are module-level, so several platforms in one process (tests) share their metadata.
-    return metadata.tables[name] if name in metadata.tables else define(metadata)
 
 
 def load_service(name: str) -> ServiceSpec:
@@ -52,8 +47,7 @@ class ServiceRuntime:
         self.settings = settings
         self.engine = engine
         self.sessions = db.session_factory(engine)
-        self.outbox: Table = _table(spec.metadata, "outbox", outbox_table)
-        self.processed: Table = _table(spec.metadata, "processed_events", processed_events_table)
+        self.outbox: Table = spec.outbox
         self.producer: LogProducer = transport.producer(client_id=f"vuonminh-{spec.name}")
         self.relay = OutboxRelay(
             service=spec.name, table=self.outbox, engine=engine, sessions=self.sessions, producer=self.producer
@@ -68,7 +62,7 @@ class ServiceRuntime:
                 handlers=handlers,
                 consumer_factory=lambda: transport.consumer(group_id=spec.consumer_group, topics=topics),
                 unit_of_work=self.unit_of_work,
-                processed_table=self.processed,
+                processed_table=spec.processed_events,
                 dead_letter_producer=self.producer,
                 max_attempts=settings.max_handler_attempts,
             )

@@ -6,19 +6,35 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 
-from vuonminh.shared.inbox import Handler
+from vuonminh.shared.inbox import Handler, processed_events_table
+from vuonminh.shared.outbox import outbox_table
 
 
 @dataclass(frozen=True)
 class ServiceSpec:
     name: str
-    # The service's own tables; the runtime adds `outbox` and `processed_events` to it.
+    # The service's own tables; `outbox` and `processed_events` are added to them here.
     metadata: MetaData
     router: APIRouter
     # topic -> {event type -> handler}; one consumer group per service reads them all.
     subscriptions: Mapping[str, Mapping[str, Handler]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Every service's database holds its outbox and its inbox beside its business tables,
+        # so one transaction covers the effect and its messages.
+        for name, define in (("outbox", outbox_table), ("processed_events", processed_events_table)):
+            if name not in self.metadata.tables:
+                define(self.metadata)
+
+    @property
+    def outbox(self) -> Table:
+        return self.metadata.tables["outbox"]
+
+    @property
+    def processed_events(self) -> Table:
+        return self.metadata.tables["processed_events"]
 
     @property
     def consumer_group(self) -> str:

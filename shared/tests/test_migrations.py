@@ -10,7 +10,7 @@ from vuonminh.shared.testing import migration_drift
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
 async def test_migrations_match_the_models_on_sqlite(tmp_path, service):
-    platform = embedded_platform(Settings(), tmp_path)  # adds the outbox and inbox tables to each model
+    platform = embedded_platform(Settings(), tmp_path)
     runtime: ServiceRuntime = platform.service(service)
 
     await db.migrate(runtime.engine, runtime.spec.metadata, service=service)
