@@ -189,13 +189,17 @@ class VuonminhProcess:
             self.process.kill()
             self.process.wait(10)
 
-    def stop(self) -> None:
+    def stop(self) -> int | None:
+        """SIGTERM, as Kubernetes stops a pod. Returns the exit code: after a graceful shutdown
+        uvicorn re-raises the signal, so a clean stop ends as -SIGTERM, not 0."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(30)
             except Exception:
                 self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode if self.process else None
 
     def log_tail(self, lines: int = 40) -> str:
         try:

@@ -125,7 +125,8 @@ async def test_kill_9_while_webhooks_arrive_loses_and_duplicates_nothing(tmp_pat
     await sending
     assert accepted_before_kill < ORDERS
     await _check_exactly_once(second.url, report)
-    second.stop()
+    assert second.stop() == -signal.SIGTERM
+    assert "Application shutdown complete" in second.log_tail()  # SIGTERM drains, then exits
 
 
 async def test_crash_between_effect_and_offset_commit_in_embedded_mode(tmp_path):
@@ -140,4 +141,5 @@ async def test_crash_between_effect_and_offset_commit_in_embedded_mode(tmp_path)
     await _check_exactly_once(second.url, report)
     duplicates = await second.metric("vuonminh_events_consumed_total", group="vuonminh.analytics", outcome="duplicate")
     assert duplicates >= 1  # the batch applied before the crash came again and was recognised
-    second.stop()
+    assert second.stop() == -signal.SIGTERM
+    assert "Application shutdown complete" in second.log_tail()  # SIGTERM drains, then exits

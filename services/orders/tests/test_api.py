@@ -125,3 +125,24 @@ async def test_a_chunked_body_over_256_kib_gets_413(client):
 async def test_unknown_order_id_is_404(client):
     response = await client.get("/v1/orders/nope")
     assert response.status_code == 404 and "not found" in response.json()["detail"]
+
+
+async def test_when_the_log_is_unavailable_the_shop_is_told_to_retry_and_nothing_is_kept(tmp_path):
+    async with embedded_client(tmp_path) as (client, platform):
+        await seed_catalog(client, platform)
+        orders = platform.service("orders")
+        working_send = orders.producer.send
+
+        async def broken_send(records):
+            raise ConnectionError("log unreachable")
+
+        orders.producer.send = broken_send
+        raw = encode(order_body("TT-DOWN"))
+        refused = await client.post("/v1/webhooks/direct", content=raw, headers=signed_headers(raw))
+        orders.producer.send = working_send
+        retried = await client.post("/v1/webhooks/direct", content=raw, headers=signed_headers(raw))
+
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+        assert retried.status_code == 202
+        stored = await eventually(lambda: _orders(client, "TT-DOWN"))
+        assert len(stored) == 1
