@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter
+from pydantic import BaseModel
 from sqlalchemy import MetaData, Table
 
 from vuonminh.shared.inbox import Handler, processed_events_table
@@ -20,6 +21,8 @@ class ServiceSpec:
     router: APIRouter
     # topic -> {event type -> handler}; one consumer group per service reads them all.
     subscriptions: Mapping[str, Mapping[str, Handler]] = field(default_factory=dict)
+    # Bodies that routes read raw (a signature covers their bytes), named in the API docs.
+    raw_body_models: tuple[type[BaseModel], ...] = ()
 
     def __post_init__(self) -> None:
         # Every service's database holds its outbox and its inbox beside its business tables,

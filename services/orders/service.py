@@ -2,7 +2,7 @@
 
 from vuonminh.orders import handlers
 from vuonminh.orders.api import router
-from vuonminh.orders.models import OrdersTable
+from vuonminh.orders.models import DirectOrderWebhook, OrdersTable
 from vuonminh.shared.events import OrderReceived, ProductListed, SellerRegistered, Topic
 from vuonminh.shared.service import ServiceSpec
 
@@ -15,4 +15,5 @@ SERVICE = ServiceSpec(
         Topic.CATALOG_PRODUCTS: {ProductListed.TYPE: handlers.on_product_listed},
         Topic.ORDERS_INTAKE: {OrderReceived.TYPE: handlers.on_order_received},
     },
+    raw_body_models=(DirectOrderWebhook,),
 )

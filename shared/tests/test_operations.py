@@ -1,4 +1,7 @@
-"""Liveness, readiness and metrics of the embedded platform."""
+"""Liveness, readiness, metrics and API docs of the embedded platform."""
+
+import json
+import re
 
 from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
@@ -48,3 +51,29 @@ async def test_metrics_count_webhooks_and_consumed_events(tmp_path):
             'vuonminh_events_consumed_total{event_type="vuonminh.orders.order_placed.v1",group="vuonminh.logistics",outcome="applied"}'
             in text
         )
+
+
+async def test_the_api_is_described_for_its_users(tmp_path):
+    async with embedded_client(tmp_path) as (client, _platform):
+        schema = (await client.get("/openapi.json")).json()
+        docs = await client.get("/docs")
+
+    assert docs.status_code == 200
+    assert {
+        "/v1/webhooks/direct",
+        "/v1/orders",
+        "/v1/orders/{id}",
+        "/v1/sellers",
+        "/v1/products",
+        "/v1/shipments",
+        "/v1/kpis/communes/{ward_code}",
+        "/healthz",
+        "/readyz",
+    } <= set(schema["paths"])
+    webhook_body = schema["paths"]["/v1/webhooks/direct"]["post"]["requestBody"]["content"]["application/json"]
+    assert webhook_body["schema"]["$ref"] == "#/components/schemas/DirectOrderWebhook"
+    body_schema = schema["components"]["schemas"]["DirectOrderWebhook"]
+    assert {"shop_id", "order_id", "placed_at", "buyer", "items", "payment"} <= set(body_schema["properties"])
+    assert "Buyer" in schema["components"]["schemas"]
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(schema)))
+    assert refs <= set(schema["components"]["schemas"])  # every reference resolves
