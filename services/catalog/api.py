@@ -55,7 +55,12 @@ async def get_seller(seller_id: str, session: Session) -> SellerOut:
     return _seller_out(seller)
 
 
-@router.post("/sellers", response_model=SellerOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/sellers",
+    response_model=SellerOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a seller (201; 200 when the same registration is repeated; 409 when it differs)",
+)
 async def register_seller(request: SellerIn, runtime: Runtime, response: Response) -> SellerOut:
     try:
         async with runtime.unit_of_work() as uow:
@@ -85,7 +90,12 @@ async def get_product(sku: str, session: Session) -> Product:
     return product
 
 
-@router.post("/products", response_model=ProductOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/products",
+    response_model=ProductOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Put a seller's product on sale (201; 200 when repeated as is; 409 when it differs)",
+)
 async def list_product(request: ProductIn, runtime: Runtime, response: Response) -> Product:
     try:
         async with runtime.unit_of_work() as uow:
