@@ -15,7 +15,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import structlog
-from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from vuonminh.shared import db
@@ -47,10 +46,9 @@ class ServiceRuntime:
         self.settings = settings
         self.engine = engine
         self.sessions = db.session_factory(engine)
-        self.outbox: Table = spec.outbox
         self.producer: LogProducer = transport.producer(client_id=f"vuonminh-{spec.name}")
         self.relay = OutboxRelay(
-            service=spec.name, table=self.outbox, engine=engine, sessions=self.sessions, producer=self.producer
+            service=spec.name, table=spec.outbox, engine=engine, sessions=self.sessions, producer=self.producer
         )
         self.consumer: ConsumerRunner | None = None
         if spec.subscriptions:
@@ -89,7 +87,7 @@ class ServiceRuntime:
         async with self.sessions() as session, session.begin():
             uow = UnitOfWork(session, service=self.name, caused_by=caused_by)
             yield uow
-            await write_to_outbox(session, self.outbox, uow.staged)
+            await write_to_outbox(session, self.spec.outbox, uow.staged)
         if uow.staged:
             self.relay.wake()
 

@@ -119,13 +119,9 @@ async def seed_catalog(client: httpx.AsyncClient, platform: Platform | None = No
     for product in products:
         assert (await client.post("/v1/products", json=product)).status_code in (200, 201)
     if platform is not None:
-        await orders_know_products(platform, len(products))
+        from vuonminh.shared.demo import wait_until_orders_know_products
 
-
-async def orders_know_products(platform: Platform, count: int) -> None:
-    from vuonminh.shared.demo import wait_until_orders_know_products
-
-    await wait_until_orders_know_products(platform, count, timeout_s=15)
+        await wait_until_orders_know_products(platform, len(products), timeout_s=15)
 
 
 def free_port() -> int:
@@ -270,3 +266,47 @@ def placed_order(
         total_vnd=sum(line.line_total_vnd for line in lines),
         total_weight_g=sum(line.line_weight_g for line in lines),
     )
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """A DATABASE_URL as plain asyncpg takes it (no SQLAlchemy driver suffix)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@asynccontextmanager
+async def scratch_database(server_url: str, *, prefix: str = "vuonminh_test") -> AsyncIterator[str]:
+    """A new database on the PostgreSQL server at `server_url`, dropped on exit; yields its URL."""
+    import uuid
+
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(asyncpg_dsn(server_url))
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def count_rows(database_url: str, sql: str, *args: object) -> int:
+    """A COUNT query on a PostgreSQL database; 0 while the table does not exist yet."""
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return await conn.fetchval(sql, *args)
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await conn.close()

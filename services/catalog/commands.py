@@ -12,10 +12,8 @@ async def register_seller(uow: UnitOfWork, request: SellerIn) -> tuple[Seller, b
     """Registers a seller; returns it and whether it was created (False: identical retry)."""
     fields = request.model_dump()
     existing = await uow.session.get(Seller, request.seller_id)
-    if existing is not None:
-        if domain.same_registration(existing.model_dump(), fields):
-            return existing, False
-        raise domain.CatalogError(f"seller {request.seller_id!r} exists with other details", status=409)
+    if domain.is_identical_retry(existing and existing.model_dump(), fields, what=f"seller {request.seller_id!r}"):
+        return existing, False
     event = domain.register_seller(**fields)
     seller = Seller(**fields, created_at=utc_now())
     uow.session.add(seller)
@@ -27,10 +25,8 @@ async def list_product(uow: UnitOfWork, request: ProductIn) -> tuple[Product, bo
     """Lists a product for sale; returns it and whether it was created (False: identical retry)."""
     fields = request.model_dump()
     existing = await uow.session.get(Product, request.sku)
-    if existing is not None:
-        if domain.same_registration(existing.model_dump(), fields):
-            return existing, False
-        raise domain.CatalogError(f"product {request.sku!r} exists with other details", status=409)
+    if domain.is_identical_retry(existing and existing.model_dump(), fields, what=f"product {request.sku!r}"):
+        return existing, False
     seller = await uow.session.get(Seller, request.seller_id)
     event = domain.list_product(**fields, seller_exists=seller is not None)
     product = Product(**fields, created_at=utc_now())

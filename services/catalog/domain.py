@@ -32,6 +32,10 @@ def list_product(
     return ProductListed(sku=sku, seller_id=seller_id, name=name, unit_weight_g=unit_weight_g, ocop_stars=ocop_stars)
 
 
-def same_registration(existing: dict, requested: dict) -> bool:
-    """A repeated registration with identical fields is a retry, not a conflict."""
-    return all(existing.get(field) == value for field, value in requested.items())
+def is_identical_retry(existing: dict | None, requested: dict, *, what: str) -> bool:
+    """True when `requested` repeats what exists (a client retry); a different one conflicts."""
+    if existing is None:
+        return False
+    if all(existing.get(field) == value for field, value in requested.items()):
+        return True
+    raise CatalogError(f"{what} exists with other details", status=409)

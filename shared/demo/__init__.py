@@ -18,6 +18,11 @@ def demo_catalog() -> dict[str, Any]:
     return json.loads(resources.files(__package__).joinpath("catalog.json").read_text(encoding="utf-8"))
 
 
+def demo_listings() -> list[dict[str, Any]]:
+    """The demo products as catalog takes them (the price is the shops', not catalog's)."""
+    return [{k: v for k, v in product.items() if k != "price_vnd"} for product in demo_catalog()["products"]]
+
+
 async def load_demo_catalog(platform: Any) -> tuple[int, int]:
     """Registers the demo sellers and products through catalog's own commands (idempotent).
 
@@ -34,10 +39,9 @@ async def load_demo_catalog(platform: Any) -> tuple[int, int]:
         async with catalog.unit_of_work() as uow:
             _, created = await commands.register_seller(uow, SellerIn(**seller))
             sellers += created
-    for product in data["products"]:
-        fields = {k: v for k, v in product.items() if k != "price_vnd"}
+    for listing in demo_listings():
         async with catalog.unit_of_work() as uow:
-            _, created = await commands.list_product(uow, ProductIn(**fields))
+            _, created = await commands.list_product(uow, ProductIn(**listing))
             products += created
     await wait_until_orders_know_products(platform, len(data["products"]))
     return sellers, products

@@ -10,13 +10,12 @@ import asyncio
 import os
 import uuid
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from vuonminh.shared.runtime import SERVICE_NAMES
-from vuonminh.shared.testing import TEST_SECRET, VuonminhProcess, eventually, seed_catalog
+from vuonminh.shared.testing import TEST_SECRET, VuonminhProcess, eventually, scratch_database, seed_catalog
+from vuonminh.shared.testing import count_rows as count_rows_in
 
 
 def _require(name: str) -> str:
@@ -29,10 +28,6 @@ def _require(name: str) -> str:
     return value
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @pytest.fixture
 def kafka_bootstrap() -> str:
     return _require("KAFKA_BOOTSTRAP_SERVERS")
@@ -41,19 +36,8 @@ def kafka_bootstrap() -> str:
 @pytest.fixture
 async def database_url() -> str:
     """A database of this test's own on the PostgreSQL server, dropped afterwards."""
-    server_url = _require("DATABASE_URL")
-    name = f"vuonminh_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    admin = await asyncpg.connect(_asyncpg_dsn(server_url))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(_require("DATABASE_URL")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -124,12 +108,6 @@ def count_rows(database_url):
     """Runs a COUNT query on the test's database (to check effects, or wait for a replica)."""
 
     async def count(sql: str, *args: object) -> int:
-        conn = await asyncpg.connect(_asyncpg_dsn(database_url))
-        try:
-            return await conn.fetchval(sql, *args)
-        except asyncpg.UndefinedTableError:
-            return 0  # the service has not created its tables yet
-        finally:
-            await conn.close()
+        return await count_rows_in(database_url, sql, *args)
 
     return count
