@@ -10,7 +10,7 @@ from vuonminh.shared.unit_of_work import UnitOfWork
 
 
 async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
-    order: OrderPlaced = envelope.data  # type: ignore[assignment]
+    order = envelope.data_as(OrderPlaced)
     day = domain.order_day(order)
     for sale in domain.seller_sales(order):
         if await uow.session.get(SellerOrderFact, (order.order_id, sale.seller_id)) is None:
@@ -30,7 +30,7 @@ async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
 
 
 async def on_shipment_dispatched(uow: UnitOfWork, envelope: Envelope) -> None:
-    shipment: ShipmentDispatched = envelope.data  # type: ignore[assignment]
+    shipment = envelope.data_as(ShipmentDispatched)
     if await uow.session.get(ShipmentFact, shipment.shipment_id) is None:
         uow.session.add(
             ShipmentFact(

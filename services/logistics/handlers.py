@@ -10,7 +10,7 @@ from vuonminh.shared.unit_of_work import UnitOfWork
 
 
 async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
-    order: OrderPlaced = envelope.data  # type: ignore[assignment]
+    order = envelope.data_as(OrderPlaced)
     recipient, address = order.buyer, order.buyer.address
     now = utc_now()
     for plan in domain.plan_shipments(order):

@@ -15,7 +15,7 @@ log = structlog.get_logger(__name__)
 
 
 async def on_seller_registered(uow: UnitOfWork, envelope: Envelope) -> None:
-    event: SellerRegistered = envelope.data  # type: ignore[assignment]
+    event = envelope.data_as(SellerRegistered)
     await uow.session.merge(
         KnownSeller(
             seller_id=event.seller_id, name=event.name, province_code=event.province_code, ward_code=event.ward_code
@@ -24,14 +24,14 @@ async def on_seller_registered(uow: UnitOfWork, envelope: Envelope) -> None:
 
 
 async def on_product_listed(uow: UnitOfWork, envelope: Envelope) -> None:
-    event: ProductListed = envelope.data  # type: ignore[assignment]
+    event = envelope.data_as(ProductListed)
     await uow.session.merge(
         KnownProduct(sku=event.sku, seller_id=event.seller_id, name=event.name, unit_weight_g=event.unit_weight_g)
     )
 
 
 async def on_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
-    received: OrderReceived = envelope.data  # type: ignore[assignment]
+    received = envelope.data_as(OrderReceived)
     order_id = domain.order_id_for(received.channel, received.shop_id, received.order_id)
     if await uow.session.get(Order, order_id) is not None:
         # The shop sent this order again (with a different body, or the id would have matched

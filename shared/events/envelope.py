@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
 from pydantic import ValidationError
 
@@ -19,6 +20,8 @@ from vuonminh.shared.timeutil import utc_now
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+
+P = TypeVar("P", bound=EventPayload)
 
 
 class PoisonMessage(Exception):
@@ -61,6 +64,12 @@ class Envelope:
             causation_id=caused_by.id if caused_by else None,
             topic=str(data.TOPIC),
         )
+
+    def data_as(self, payload_class: type[P]) -> P:
+        """The payload, typed: a handler registered for one type reads it without a cast."""
+        if not isinstance(self.data, payload_class):
+            raise TypeError(f"event {self.id} carries {type(self.data).__name__}, not {payload_class.__name__}")
+        return self.data
 
     def headers(self) -> tuple[tuple[str, bytes], ...]:
         pairs = [

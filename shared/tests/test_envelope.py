@@ -92,3 +92,13 @@ def test_naive_timestamps_are_refused():
     with pytest.raises(ValidationError, match="UTC offset"):
         adapter.validate_python("2026-11-20T09:15:00")
     assert adapter.validate_python("2026-11-20T09:15:00+07:00") == datetime(2026, 11, 20, 2, 15, tzinfo=UTC)
+
+
+def test_typed_payload_access_refuses_another_type():
+    from vuonminh.shared.events import OrderPlaced, SellerRegistered
+
+    seller = SellerRegistered(seller_id="s-1", name="Cô Ba", kind="household", province_code="12", ward_code="03390")
+    envelope = Envelope.new(seller, source="/test")
+    assert envelope.data_as(SellerRegistered) is seller
+    with pytest.raises(TypeError, match="not OrderPlaced"):
+        envelope.data_as(OrderPlaced)
