@@ -76,8 +76,9 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-def runtime_of(name: str) -> Callable[[Request], ServiceRuntime]:
-    def dependency(request: Request) -> ServiceRuntime:
+def runtime_of(name: str) -> Callable[[Request], Awaitable[ServiceRuntime]]:
+    # async: a plain `def` dependency would hop to a worker thread on every request.
+    async def dependency(request: Request) -> ServiceRuntime:
         return request.app.state.platform.service(name)
 
     return dependency
@@ -97,19 +98,34 @@ def _ops_router() -> APIRouter:
     @router.get("/healthz", summary="Liveness: the process and its background loops are running")
     async def healthz(request: Request) -> JSONResponse:
         platform: Platform = request.app.state.platform
-        dead = [name for name, rt in platform.runtimes.items() if not rt.is_live()]
+        dead = platform.dead_loops()
         if dead:
             return JSONResponse({"status": "failing", "dead_loops_in": dead}, status_code=503)
         return JSONResponse({"status": "ok"})
 
-    @router.get("/readyz", summary="Readiness: database reachable, consumers assigned and polling")
+    @router.get(
+        "/readyz",
+        summary="Readiness of the parts this process runs (api, worker), with every check and what is missing",
+    )
     async def readyz(request: Request) -> JSONResponse:
         platform: Platform = request.app.state.platform
         checks = {name: await rt.readiness() for name, rt in platform.runtimes.items()}
-        ready = all(state == "ok" for service in checks.values() for state in service.values())
+        parts = {name: rt.parts(checks[name]) for name, rt in platform.runtimes.items()}
+        unready = [
+            f"{service}.{part} needs {', '.join(missing)}"
+            for service, by_part in parts.items()
+            for part, missing in by_part.items()
+            if missing
+        ]
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "mode": platform.mode, "checks": checks},
-            status_code=200 if ready else 503,
+            {
+                "status": "not ready" if unready else "ready",
+                "mode": platform.mode,
+                "role": platform.role,
+                "unready": unready,
+                "checks": checks,
+            },
+            status_code=503 if unready else 200,
         )
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
@@ -141,7 +157,8 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
     app.state.platform = platform
     app.add_middleware(BodySizeLimit)
     for runtime in platform.runtimes.values():
-        app.include_router(runtime.spec.router)
+        if runtime.runs_api:
+            app.include_router(runtime.spec.router)
     app.include_router(_ops_router())
     _document_raw_bodies(app, [model for rt in platform.runtimes.values() for model in rt.spec.raw_body_models])
     return app

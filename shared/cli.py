@@ -12,7 +12,7 @@ import uvicorn
 
 from vuonminh.shared.app import create_app
 from vuonminh.shared.logging import configure_logging
-from vuonminh.shared.runtime import SERVICE_NAMES, Platform, embedded_platform, kafka_platform
+from vuonminh.shared.runtime import ROLES, SERVICE_NAMES, Platform, embedded_platform, kafka_platform
 from vuonminh.shared.settings import Settings, get_settings
 
 
@@ -51,6 +51,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     secret_origin = "generated, kept in the data dir" if generated else "VUONMINH_DIRECT_SECRET"
 
     async def on_started(started: Platform) -> None:
+        await started.wait_connected()
         if args.demo:
             from vuonminh.shared.demo import load_demo_catalog
 
@@ -84,9 +85,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = get_settings()
-    if args.service == "orders" and not settings.direct_secret:
+    if args.service == "orders" and args.role != "worker" and not settings.direct_secret:
         raise SystemExit("orders needs VUONMINH_DIRECT_SECRET: the secret shops sign direct webhooks with")
-    _serve(create_app(kafka_platform(settings, [args.service])), args.host, args.port)
+    _serve(create_app(kafka_platform(settings, [args.service], role=args.role)), args.host, args.port)
 
 
 def cmd_send_orders(args: argparse.Namespace) -> None:
@@ -153,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICE_NAMES)
     serve.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a container listens on all interfaces
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        default="all",
+        help="api: the HTTP routes; worker: the consumer and outbox relay; all: both "
+        "(every role serves /healthz, /readyz and /metrics)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     database = commands.add_parser("db", help="schema migrations of a service (Alembic)")

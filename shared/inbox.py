@@ -6,10 +6,13 @@ events join the transaction, and (3) records the id. Only when the effects of a 
 are committed does it commit the offsets. A redelivery (crash before the offset commit, a
 rebalance, a duplicate publish by a relay) finds the id and changes nothing.
 
-Failures: an error of the infrastructure (database or log unreachable) is retried without
-end, the consumer staying where it is; any other error is retried a few times, then the record
-is parked on `<topic>.dlq` with the error and the consumer moves on. A record that is not one
-of our events goes to the dead-letter topic at once.
+Failures (see shared/transient.py): an error of the infrastructure (database restarting,
+read-only, out of connections, log unreachable) is retried with backoff until it returns, the
+consumer staying where it is; any other error is retried a few times, then the record is parked
+on `<topic>.dlq` with the error and the consumer moves on. A record that is not one of our
+events goes to the dead-letter topic at once. One of our events whose type this code does not
+know yet (a newer producer during a rolling deploy) holds its partition: nothing behind it on
+that partition is applied, the hold is retried every `hold_s`, and readiness says so.
 """
 
 from __future__ import annotations
@@ -18,17 +21,21 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
-from sqlalchemy.exc import InterfaceError, OperationalError
+from tenacity import RetryCallState
 
-from vuonminh.shared.events import Envelope, PoisonMessage, dead_letter_topic
+from vuonminh.shared.events import Envelope, PoisonMessage, UnknownEventType, dead_letter_topic
 from vuonminh.shared.faults import crash_point
-from vuonminh.shared.metrics import EVENTS_CONSUMED, HANDLER_FAILURES
+from vuonminh.shared.metrics import EVENTS_CONSUMED, HANDLER_FAILURES, HELD_PARTITIONS
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
+from vuonminh.shared.retry import retrying, until_done
 from vuonminh.shared.timeutil import utc_now
+from vuonminh.shared.transient import is_transient
 from vuonminh.shared.transport import LogConsumer, LogProducer
+from vuonminh.shared.transport.base import TopicPartition
 from vuonminh.shared.unit_of_work import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -36,9 +43,9 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
 UnitOfWorkFactory = Callable[[Envelope], AbstractAsyncContextManager[UnitOfWork]]
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, OSError, TimeoutError)
 POLL_MAX_RECORDS = 200
 POLL_TIMEOUT_S = 0.5
+DEFAULT_HOLD_S = 30.0
 
 
 def processed_events_table(metadata: MetaData) -> Table:
@@ -50,6 +57,15 @@ def processed_events_table(metadata: MetaData) -> Table:
         Column("event_type", String(200), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A partition stopped at one record that this code cannot read yet."""
+
+    offset: int
+    event_type: str
+    retry_at: float
 
 
 class ConsumerRunner:
@@ -64,6 +80,7 @@ class ConsumerRunner:
         processed_table: Table,
         dead_letter_producer: LogProducer,
         max_attempts: int = 3,
+        hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         self.group_id = group_id
         self.topics = tuple(topics)
@@ -73,7 +90,9 @@ class ConsumerRunner:
         self._processed = processed_table
         self._dlq = dead_letter_producer
         self._max_attempts = max_attempts
+        self._hold_s = hold_s
         self._consumer: LogConsumer | None = None
+        self.held: dict[TopicPartition, Hold] = {}
         self.last_poll_monotonic: float | None = None
 
     def is_assigned(self) -> bool:
@@ -81,77 +100,113 @@ class ConsumerRunner:
 
     async def run(self) -> None:
         """Consume until cancelled; a broken consumer is rebuilt from the committed offsets."""
-        backoff = 0.5
-        while True:
-            consumer = self._consumer_factory()
-            try:
-                await consumer.start()
-                self._consumer = consumer
-                backoff = 0.5
-                await self._consume(consumer)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                log.error("consumer.restarting", group=self.group_id, error=repr(error), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            finally:
-                self._consumer = None
-                await asyncio.shield(_stop_quietly(consumer))
+        await until_done("consumer", self._run_one_consumer, group=self.group_id)
+
+    async def _run_one_consumer(self) -> None:
+        consumer = self._consumer_factory()
+        try:
+            await consumer.start()
+            self._consumer = consumer
+            self.held.clear()  # a new member starts from the committed offsets, holds included
+            await self._consume(consumer)
+        finally:
+            self._consumer = None
+            await asyncio.shield(_stop_quietly(consumer))
 
     async def _consume(self, consumer: LogConsumer) -> None:
         while True:
+            self._release_expired_holds(consumer)
             records = await consumer.poll(max_records=POLL_MAX_RECORDS, timeout_s=POLL_TIMEOUT_S)
             self.last_poll_monotonic = time.monotonic()
             if not records:
                 continue
-            positions: dict[tuple[str, int], int] = {}
+            positions: dict[TopicPartition, int] = {}
             for record in records:
-                await self.process(record)
-                positions[(record.topic, record.partition)] = record.offset + 1
+                partition = (record.topic, record.partition)
+                if partition in self.held:
+                    continue  # records fetched behind a hold wait for it
+                if await self.process(record):
+                    positions[partition] = record.offset + 1
+                else:
+                    positions[partition] = record.offset
+                    consumer.seek(partition, record.offset)
+                    consumer.pause([partition])
             crash_point(f"{self.group_id}:after-effect-before-commit")
             await consumer.commit(positions)
 
-    async def process(self, record: IncomingRecord) -> None:
-        """Apply one record's effect exactly once, or park it on the dead-letter topic."""
+    def _release_expired_holds(self, consumer: LogConsumer) -> None:
+        now = time.monotonic()
+        expired = [partition for partition, hold in self.held.items() if hold.retry_at <= now]
+        for partition in expired:
+            del self.held[partition]
+            HELD_PARTITIONS.labels(self.group_id, partition[0]).dec()
+        if expired:
+            consumer.resume(expired)
+
+    async def process(self, record: IncomingRecord) -> bool:
+        """Apply one record's effect exactly once, or park it on the dead-letter topic.
+
+        False when the record must wait (its type is newer than this code): the caller holds
+        the partition there."""
         try:
             envelope = Envelope.from_record(record)
+        except UnknownEventType as error:
+            self._hold(record, error.event_type)
+            return False
         except PoisonMessage as error:
             await self._dead_letter(record, error, event_type=record.header("ce_type") or "unknown")
-            return
+            return True
         handler = self._handlers.get(envelope.type)
         if handler is None:
             EVENTS_CONSUMED.labels(self.group_id, envelope.type, "ignored").inc()
-            return
-        attempt, transient_wait = 0, 0.2
-        while True:
+            return True
+        with structlog.contextvars.bound_contextvars(
+            event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
+        ):
             try:
-                applied = await self._apply(handler, envelope)
-            except TRANSIENT_ERRORS as error:
-                # The database or the log is away: wait for it, never dead-letter for that.
-                HANDLER_FAILURES.labels(self.group_id, envelope.type, "transient").inc()
-                log.warning("consumer.transient_error", group=self.group_id, event_id=envelope.id, error=repr(error))
-                await asyncio.sleep(transient_wait)
-                transient_wait = min(transient_wait * 2, 5.0)
-                continue
+                applied = await self._apply_with_retries(handler, envelope)
             except Exception as error:
-                attempt += 1
-                HANDLER_FAILURES.labels(self.group_id, envelope.type, "error").inc()
-                log.warning(
-                    "consumer.handler_failed",
-                    group=self.group_id,
-                    event_id=envelope.id,
-                    correlation_id=envelope.correlation_id,
-                    attempt=attempt,
-                    error=repr(error),
-                )
-                if attempt >= self._max_attempts:
-                    await self._dead_letter(record, error, event_type=envelope.type)
-                    return
-                await asyncio.sleep(0.05 * 2**attempt)
-                continue
-            EVENTS_CONSUMED.labels(self.group_id, envelope.type, "applied" if applied else "duplicate").inc()
-            return
+                await self._dead_letter(record, error, event_type=envelope.type)
+                return True
+        EVENTS_CONSUMED.labels(self.group_id, envelope.type, "applied" if applied else "duplicate").inc()
+        return True
+
+    async def _apply_with_retries(self, handler: Handler, envelope: Envelope) -> bool:
+        """Infrastructure errors are waited out for as long as they last (never dead-lettered);
+        errors of the record itself get `max_attempts` tries, then the last one is raised."""
+        record_errors = 0
+
+        def give_up(state: RetryCallState) -> bool:
+            nonlocal record_errors
+            error = state.outcome.exception() if state.outcome else None
+            transient = error is not None and is_transient(error)
+            HANDLER_FAILURES.labels(self.group_id, envelope.type, "transient" if transient else "error").inc()
+            if transient:
+                return False
+            record_errors += 1
+            return record_errors >= self._max_attempts
+
+        async for attempt in retrying("apply event", stop=give_up, initial_s=0.05, group=self.group_id):
+            with attempt:
+                return await self._apply(handler, envelope)
+        raise AssertionError("unreachable: retrying never stops without an outcome")
+
+    def _hold(self, record: IncomingRecord, event_type: str) -> None:
+        partition = (record.topic, record.partition)
+        if partition not in self.held:
+            HELD_PARTITIONS.labels(self.group_id, record.topic).inc()
+        self.held[partition] = Hold(record.offset, event_type, time.monotonic() + self._hold_s)
+        EVENTS_CONSUMED.labels(self.group_id, event_type, "held").inc()
+        log.error(
+            "consumer.holding_partition",
+            group=self.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            event_type=event_type,
+            hint="a newer producer wrote a type this code does not know: finish the rolling deploy",
+            retry_in_s=self._hold_s,
+        )
 
     async def _apply(self, handler: Handler, envelope: Envelope) -> bool:
         async with self._unit_of_work(envelope) as uow:
@@ -190,15 +245,8 @@ class ConsumerRunner:
         parked = OutgoingRecord(
             topic=dead_letter_topic(record.topic), key=record.key or b"", value=record.value or b"", headers=headers
         )
-        wait = 0.2
-        while True:  # the offset must not move past a record that is neither handled nor parked
-            try:
-                await self._dlq.send([parked])
-                break
-            except Exception as send_error:  # the log is away or refusing: wait, never drop
-                log.warning("consumer.dead_letter_send_failed", group=self.group_id, error=repr(send_error))
-                await asyncio.sleep(wait)
-                wait = min(wait * 2, 5.0)
+        # The offset must not move past a record that is neither handled nor parked: wait, never drop.
+        await until_done("dead-letter send", lambda: self._dlq.send([parked]), group=self.group_id)
         EVENTS_CONSUMED.labels(self.group_id, event_type, "dead_lettered").inc()
         log.error(
             "consumer.dead_lettered",

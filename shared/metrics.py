@@ -5,7 +5,12 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS_CONSUMED = Counter(
     "vuonminh_events_consumed_total",
     "Events taken from the log by a consumer group, by outcome",
-    ["group", "event_type", "outcome"],  # outcome: applied | duplicate | ignored | dead_lettered
+    ["group", "event_type", "outcome"],  # outcome: applied | duplicate | ignored | dead_lettered | held
+)
+HELD_PARTITIONS = Gauge(
+    "vuonminh_consumer_held_partitions",
+    "Partitions a consumer holds at an event type newer than its code (alert: finish the deploy)",
+    ["group", "topic"],
 )
 HANDLER_FAILURES = Counter(
     "vuonminh_handler_failures_total", "Handler attempts that raised", ["group", "event_type", "kind"]

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Literal
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,6 +22,7 @@ from vuonminh.shared import db
 from vuonminh.shared.events import ALL_TOPICS, Envelope
 from vuonminh.shared.inbox import ConsumerRunner
 from vuonminh.shared.outbox import OutboxRelay, write_to_outbox
+from vuonminh.shared.retry import until_done
 from vuonminh.shared.service import ServiceSpec
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport import LogProducer, Transport
@@ -31,6 +33,9 @@ from vuonminh.shared.unit_of_work import UnitOfWork
 log = structlog.get_logger(__name__)
 
 SERVICE_NAMES = ("catalog", "orders", "logistics", "analytics")
+# Which parts of a service a process runs: its HTTP API, its workers (consumer and outbox relay), or both.
+Role = Literal["api", "worker", "all"]
+ROLES: tuple[Role, ...] = ("api", "worker", "all")
 
 
 def load_service(name: str) -> ServiceSpec:
@@ -40,18 +45,28 @@ def load_service(name: str) -> ServiceSpec:
 
 
 class ServiceRuntime:
-    def __init__(self, spec: ServiceSpec, *, engine: AsyncEngine, transport: Transport, settings: Settings) -> None:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        *,
+        engine: AsyncEngine,
+        transport: Transport,
+        settings: Settings,
+        role: Role = "all",
+    ) -> None:
         self.spec = spec
         self.name = spec.name
         self.settings = settings
+        self.role = role
         self.engine = engine
         self.sessions = db.session_factory(engine)
         self.producer: LogProducer = transport.producer(client_id=f"vuonminh-{spec.name}")
+        self.log_connected = False
         self.relay = OutboxRelay(
             service=spec.name, table=spec.outbox, engine=engine, sessions=self.sessions, producer=self.producer
         )
         self.consumer: ConsumerRunner | None = None
-        if spec.subscriptions:
+        if spec.subscriptions and self.runs_workers:
             handlers = {t: h for by_type in spec.subscriptions.values() for t, h in by_type.items()}
             topics = list(spec.subscriptions)
             self.consumer = ConsumerRunner(
@@ -63,13 +78,28 @@ class ServiceRuntime:
                 processed_table=spec.processed_events,
                 dead_letter_producer=self.producer,
                 max_attempts=settings.max_handler_attempts,
+                hold_s=settings.unknown_type_hold_s,
             )
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
-        await db.migrate(self.engine, self.spec.metadata, service=self.name)
-        await self.producer.start()
-        self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
+    @property
+    def runs_api(self) -> bool:
+        return self.role in ("api", "all")
+
+    @property
+    def runs_workers(self) -> bool:
+        return self.role in ("worker", "all")
+
+    async def migrate(self) -> None:
+        """Brings the database to head, waiting for it if it is not up yet."""
+        await until_done("migrate", lambda: db.migrate(self.engine, self.spec.metadata, service=self.name))
+
+    async def connect(self) -> None:
+        """Connects to the log (waiting while it is down), then starts the background loops."""
+        await until_done("connect to the log", self.producer.start, service=self.name)
+        self.log_connected = True
+        if self.runs_workers:
+            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
         if self.consumer:
             self._tasks.append(asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer"))
 
@@ -100,18 +130,45 @@ class ServiceRuntime:
             checks["database"] = "ok"
         except Exception as error:
             checks["database"] = f"unreachable: {error!r}"
+        checks["log"] = await self._log_state()
         if self.consumer:
-            stalled_after = self.settings.consumer_stall_s
-            last = self.consumer.last_poll_monotonic
-            if not self.consumer.is_assigned():
-                checks["consumer"] = "no partitions assigned yet"
-            elif last is None or time.monotonic() - last > stalled_after:
-                checks["consumer"] = f"poll loop has not turned for over {stalled_after:.0f} s"
-            else:
-                checks["consumer"] = "ok"
-        if self.relay.last_error:
+            checks["consumer"] = self._consumer_state(self.consumer)
+        if self.runs_workers and self.relay.last_error:
             checks["outbox_relay"] = f"failing: {self.relay.last_error}"
         return checks
+
+    async def _log_state(self) -> str:
+        if not self.log_connected:
+            return "connecting (waiting for the log to answer)"
+        try:
+            async with asyncio.timeout(3):
+                await self.producer.check()
+        except Exception as error:
+            return f"unreachable: {error!r}"
+        return "ok"
+
+    def _consumer_state(self, consumer: ConsumerRunner) -> str:
+        stalled_after = self.settings.consumer_stall_s
+        last = consumer.last_poll_monotonic
+        if not consumer.is_assigned():
+            return "no partitions assigned yet"
+        if last is None or time.monotonic() - last > stalled_after:
+            return f"poll loop has not turned for over {stalled_after:.0f} s"
+        if consumer.held:
+            held = ", ".join(f"{t}[{p}]@{h.offset} ({h.event_type})" for (t, p), h in consumer.held.items())
+            return f"holding at event types newer than this code: {held}"
+        return "ok"
+
+    def parts(self, checks: dict[str, str]) -> dict[str, list[str]]:
+        """What each part this process runs still lacks ([] = ready). The API needs only what
+        its routes use: orders' webhook intake needs the log, not the database."""
+        lacking = {name for name, state in checks.items() if state != "ok"}
+        parts: dict[str, list[str]] = {}
+        if self.runs_api:
+            parts["api"] = sorted(lacking & set(self.spec.api_needs))
+        if self.runs_workers:
+            parts["worker"] = sorted(lacking)
+        return parts
 
     def is_live(self) -> bool:
         """False once a background loop died: restarting the process is then the cure."""
@@ -121,27 +178,54 @@ class ServiceRuntime:
 class Platform:
     """The services this process runs, and the log they share."""
 
-    def __init__(self, runtimes: Sequence[ServiceRuntime], transport: Transport, *, mode: str) -> None:
+    def __init__(self, runtimes: Sequence[ServiceRuntime], transport: Transport, *, mode: str, role: Role = "all"):
         self.runtimes = {rt.name: rt for rt in runtimes}
         self.transport = transport
         self.mode = mode
+        self.role = role
+        self._connecting: asyncio.Task[None] | None = None
 
     def service(self, name: str) -> ServiceRuntime:
         return self.runtimes[name]
 
     async def start(self) -> None:
-        await self.transport.ensure_topics(ALL_TOPICS)
+        """Migrates every database (waiting for it), then connects to the log in the background:
+        a process started while Kafka is down serves /healthz and /readyz and waits for it."""
         for runtime in self.runtimes.values():
-            await runtime.start()
-        log.info("platform.started", mode=self.mode, services=list(self.runtimes))
+            await runtime.migrate()
+        self._connecting = asyncio.create_task(self._connect(), name="connect-to-log")
+        log.info("platform.started", mode=self.mode, role=self.role, services=list(self.runtimes))
+
+    async def _connect(self) -> None:
+        await until_done("create topics", lambda: self.transport.ensure_topics(ALL_TOPICS))
+        for runtime in self.runtimes.values():
+            await runtime.connect()
+        log.info("platform.connected_to_log", mode=self.mode)
+
+    async def wait_connected(self, timeout_s: float = 30.0) -> None:
+        """For tools and tests that must not act before the log is there."""
+        if self._connecting is not None:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.shield(self._connecting)
+
+    def dead_loops(self) -> list[str]:
+        """The background loops that died (restarting the process is then the cure)."""
+        dead = [name for name, runtime in self.runtimes.items() if not runtime.is_live()]
+        task = self._connecting
+        if task is not None and task.done() and (task.cancelled() or task.exception() is not None):
+            dead.append("connect-to-log")
+        return dead
 
     async def stop(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await asyncio.gather(self._connecting, return_exceptions=True)
         for runtime in reversed(list(self.runtimes.values())):
             await runtime.stop()
         await self.transport.close()
 
 
-def kafka_platform(settings: Settings, service_names: Sequence[str]) -> Platform:
+def kafka_platform(settings: Settings, service_names: Sequence[str], *, role: Role = "all") -> Platform:
     if not settings.kafka_bootstrap_servers or not settings.database_url:
         raise SystemExit(
             "serve needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
@@ -156,10 +240,11 @@ def kafka_platform(settings: Settings, service_names: Sequence[str]) -> Platform
             engine=db.postgres_engine(settings.database_url, schema=name),
             transport=transport,
             settings=settings,
+            role=role,
         )
         for name in service_names
     ]
-    return Platform(runtimes, transport, mode="kafka")
+    return Platform(runtimes, transport, mode="kafka", role=role)
 
 
 def embedded_platform(settings: Settings, data_dir: Path | None = None) -> Platform:

@@ -23,6 +23,8 @@ class ServiceSpec:
     subscriptions: Mapping[str, Mapping[str, Handler]] = field(default_factory=dict)
     # Bodies that routes read raw (a signature covers their bytes), named in the API docs.
     raw_body_models: tuple[type[BaseModel], ...] = ()
+    # What the HTTP API needs to serve (readiness of the api part): "database" and/or "log".
+    api_needs: frozenset[str] = frozenset({"database"})
 
     def __post_init__(self) -> None:
         # Every service's database holds its outbox and its inbox beside its business tables,

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # Fault injection for the tests that kill processes: the process dies (SIGKILL) the first
     # time it reaches this named point. Never set in production.
     crash_point: str | None = Field(default=None, validation_alias="VUONMINH_CRASH_POINT")
+    # Longest wait for the log's acknowledgement of a webhook before answering 503 + Retry-After.
+    intake_timeout_s: float = Field(default=2.0, gt=0, validation_alias="VUONMINH_INTAKE_TIMEOUT_S")
+    # How often a consumer holding a partition at an event type newer than its code tries again.
+    unknown_type_hold_s: float = Field(default=30.0, gt=0, validation_alias="VUONMINH_UNKNOWN_TYPE_HOLD_S")
     # A consumer is reported unready when its poll loop has not turned for this long.
     consumer_stall_s: float = Field(default=60.0, validation_alias="VUONMINH_CONSUMER_STALL_S")
 

@@ -70,6 +70,7 @@ async def embedded_client(data_dir: Path, **settings: Any) -> AsyncIterator[tupl
     platform = embedded_platform(Settings(direct_secret=TEST_SECRET, **settings), data_dir)
     app = create_app(platform)
     async with app.router.lifespan_context(app):
+        await platform.wait_connected()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://vuonminh.test") as client:
             yield client, platform

@@ -88,9 +88,9 @@ async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONRespon
         )
     envelope = intake.intake_envelope(intake.order_received(webhook), raw_body)
     try:
-        await intake.accept(runtime.producer, envelope)
+        await intake.accept(runtime.producer, envelope, timeout_s=runtime.settings.intake_timeout_s)
     except Exception as error:  # the log is unavailable: nothing was accepted, the shop retries
-        log.error("orders.intake_unavailable", error=repr(error))
+        log.error("orders.intake_unavailable", error=repr(error), event_id=envelope.id)
         return _reply(
             503, {"detail": "order log unavailable, retry later"}, started=started, headers={"Retry-After": "5"}
         )

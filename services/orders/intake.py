@@ -7,6 +7,7 @@ queues in the log while the consumer works through it.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 
@@ -40,5 +41,9 @@ def intake_envelope(event: OrderReceived, raw_body: bytes) -> Envelope:
     return Envelope.new(event, source="/vuonminh/orders/webhooks/direct", event_id=event_id)
 
 
-async def accept(producer: LogProducer, envelope: Envelope) -> None:
-    await producer.send([envelope.to_record()])
+async def accept(producer: LogProducer, envelope: Envelope, *, timeout_s: float) -> None:
+    """Appends the order to the log; raises TimeoutError past `timeout_s`, so the shop hears 503
+    in bounded time instead of waiting on a broker that is down (the record may still land: its
+    event id makes the shop's retry a duplicate the consumer drops)."""
+    async with asyncio.timeout(timeout_s):
+        await producer.send([envelope.to_record()])

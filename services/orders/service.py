@@ -16,4 +16,6 @@ SERVICE = ServiceSpec(
         Topic.ORDERS_INTAKE: {OrderReceived.TYPE: handlers.on_order_received},
     },
     raw_body_models=(DirectOrderWebhook,),
+    # Webhook intake only appends to the log: it keeps taking orders while the database is down.
+    api_needs=frozenset({"log"}),
 )

@@ -8,7 +8,7 @@ old one has drained.
 
 from vuonminh.shared.events.base import EventPayload, all_event_types, payload_class_for
 from vuonminh.shared.events.catalog import ProductListed, SellerRegistered
-from vuonminh.shared.events.envelope import Envelope, PoisonMessage
+from vuonminh.shared.events.envelope import Envelope, PoisonMessage, UnknownEventType
 from vuonminh.shared.events.logistics import ShipmentDispatched
 from vuonminh.shared.events.orders import (
     Buyer,
@@ -39,6 +39,7 @@ __all__ = [
     "SellerRegistered",
     "ShipmentDispatched",
     "Topic",
+    "UnknownEventType",
     "all_event_types",
     "dead_letter_topic",
     "payload_class_for",

@@ -19,6 +19,7 @@ from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.timeutil import utc_now
 
 SPEC_VERSION = "1.0"
+OUR_TYPE_PREFIX = "vuonminh."  # every type we publish: vuonminh.<service>.<event>.v<N>
 CONTENT_TYPE = "application/json"
 
 P = TypeVar("P", bound=EventPayload)
@@ -26,6 +27,15 @@ P = TypeVar("P", bound=EventPayload)
 
 class PoisonMessage(Exception):
     """A record no handler can ever process (not a CloudEvent, unknown shape): dead-letter it."""
+
+
+class UnknownEventType(Exception):
+    """One of our events whose type this code does not know yet: a newer producer wrote it during a
+    rolling deploy. Not poison: the consumer holds the partition until code that knows it runs."""
+
+    def __init__(self, event_type: str) -> None:
+        super().__init__(f"event type {event_type!r} is newer than this code")
+        self.event_type = event_type
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +115,8 @@ class Envelope:
             raise PoisonMessage(f"unsupported CloudEvents specversion {attrs.get('ce_specversion')!r}")
         payload_class = payload_class_for(attrs["ce_type"])
         if payload_class is None:
+            if attrs["ce_type"].startswith(OUR_TYPE_PREFIX):
+                raise UnknownEventType(attrs["ce_type"])
             raise PoisonMessage(f"unknown event type {attrs['ce_type']!r}")
         try:
             data = payload_class.model_validate_json(record.value or b"")

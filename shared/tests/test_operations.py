@@ -6,22 +6,27 @@ import re
 from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
 
+async def _ready(client):
+    async def ready():
+        response = await client.get("/readyz")
+        return response if response.status_code == 200 else None
+
+    return (await eventually(ready)).json()
+
+
 async def test_ready_once_every_database_answers_and_every_consumer_polls(tmp_path):
     async with embedded_client(tmp_path) as (client, _platform):
-
-        async def ready():
-            response = await client.get("/readyz")
-            return response if response.status_code == 200 else None
-
-        body = (await eventually(ready)).json()
+        body = await _ready(client)
         assert body["mode"] == "embedded"
-        assert body["checks"]["orders"] == {"database": "ok", "consumer": "ok"}
-        assert body["checks"]["catalog"] == {"database": "ok"}  # catalog consumes nothing
+        assert body["role"] == "all" and body["unready"] == []
+        assert body["checks"]["orders"] == {"database": "ok", "log": "ok", "consumer": "ok"}
+        assert body["checks"]["catalog"] == {"database": "ok", "log": "ok"}  # catalog consumes nothing
         assert (await client.get("/healthz")).json() == {"status": "ok"}
 
 
 async def test_not_ready_when_a_database_is_gone(tmp_path):
     async with embedded_client(tmp_path) as (client, platform):
+        await _ready(client)
         await platform.service("logistics").engine.dispose()
         # A directory where the database file was: no connection can open it.
         (tmp_path / "logistics.sqlite3").unlink()
@@ -30,7 +35,11 @@ async def test_not_ready_when_a_database_is_gone(tmp_path):
         response = await client.get("/readyz")
 
         assert response.status_code == 503
-        assert response.json()["checks"]["logistics"]["database"].startswith("unreachable")
+        body = response.json()
+        assert body["checks"]["logistics"]["database"].startswith("unreachable")
+        assert "logistics.api needs database" in body["unready"]
+        assert any(u.startswith("logistics.worker needs") and "database" in u for u in body["unready"])
+        assert not any(u.startswith("orders.") for u in body["unready"])  # orders' own database is fine
 
 
 async def test_metrics_count_webhooks_and_consumed_events(tmp_path):

@@ -18,6 +18,9 @@ class LogProducer(Protocol):
     async def send(self, records: Sequence[OutgoingRecord]) -> None:
         """Append records in order; returns only once every one is durable (acknowledged)."""
 
+    async def check(self) -> None:
+        """Raises when the log cannot be reached now (readiness)."""
+
 
 class LogConsumer(Protocol):
     async def start(self) -> None: ...
@@ -28,6 +31,14 @@ class LogConsumer(Protocol):
 
     async def commit(self, positions: dict[TopicPartition, int]) -> bool:
         """Store the next offset to read per partition; False when the group moved on meanwhile."""
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        """Read `partition` from `offset` again at the next poll."""
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        """Fetch nothing more from these partitions until resumed (the group keeps them)."""
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None: ...
 
     def is_assigned(self) -> bool: ...
 

@@ -35,13 +35,24 @@ class KafkaProducer:
 
     async def start(self) -> None:
         # aiokafka binds to the running loop at construction, hence here and not in __init__.
-        self._producer = AIOKafkaProducer(**self._config)
-        await self._producer.start()
+        producer = AIOKafkaProducer(**self._config)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()  # a broker that is down: close what was opened, the caller retries
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+    async def check(self) -> None:
+        if self._producer is None:
+            raise ConnectionError("the Kafka producer is not started")
+        # A metadata round trip to any broker: what a send needs first.
+        await self._producer.client.fetch_all_metadata()
 
     async def send(self, records: Sequence[OutgoingRecord]) -> None:
         if self._producer is None:
@@ -94,13 +105,26 @@ class KafkaConsumer:
 
     async def commit(self, positions: dict[TP, int]) -> bool:
         try:
-            await self._consumer.commit({TopicPartition(self._namespace + t, p): o for (t, p), o in positions.items()})
+            await self._consumer.commit({self._tp(partition): o for partition, o in positions.items()})
         except (CommitFailedError, IllegalStateError) as error:
             # The group rebalanced under us: the batch will be delivered again and the inbox
             # absorbs it (aiokafka's known sharp edge).
             log.warning("kafka.commit_failed", error=str(error))
             return False
         return True
+
+    def _tp(self, partition: TP) -> TopicPartition:
+        return TopicPartition(self._namespace + partition[0], partition[1])
+
+    def seek(self, partition: TP, offset: int) -> None:
+        self._consumer.seek(self._tp(partition), offset)
+
+    def pause(self, partitions: Sequence[TP]) -> None:
+        assigned = self._consumer.assignment()
+        self._consumer.pause(*(tp for tp in map(self._tp, partitions) if tp in assigned))
+
+    def resume(self, partitions: Sequence[TP]) -> None:
+        self._consumer.resume(*map(self._tp, partitions))
 
     def is_assigned(self) -> bool:
         return bool(self._consumer.assignment())

@@ -112,6 +112,10 @@ class LocalLog:
         if self._lock_file:
             self._lock_file.close()
 
+    def check_writer(self) -> None:
+        if self._writer_task is None or self._writer_task.done():
+            raise ConnectionError(f"the local log {self.path} is not open")
+
     # -- writes (group-committed) --------------------------------------------------------------
     async def append(self, records: Sequence[OutgoingRecord]) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -224,6 +228,9 @@ class LocalProducer:
         if records:
             await self._log.append(records)
 
+    async def check(self) -> None:
+        self._log.check_writer()
+
 
 class LocalConsumer:
     def __init__(self, log: LocalLog, group_id: str, topics: Sequence[str]) -> None:
@@ -231,6 +238,7 @@ class LocalConsumer:
         self._group_id = group_id
         self._topics = list(topics)
         self._position: dict[str, int] = {}
+        self._paused: set[str] = set()
         self._started = False
 
     async def start(self) -> None:
@@ -255,6 +263,8 @@ class LocalConsumer:
         for topic in self._topics:
             if len(fetched) >= max_records:
                 break
+            if topic in self._paused:
+                continue
             batch = await self._log.read(topic, self._position[topic], max_records - len(fetched))
             if batch:
                 self._position[topic] = batch[-1].offset + 1
@@ -264,6 +274,15 @@ class LocalConsumer:
     async def commit(self, positions: dict[TopicPartition, int]) -> bool:
         await self._log.commit(self._group_id, positions)
         return True
+
+    def seek(self, partition: TopicPartition, offset: int) -> None:
+        self._position[partition[0]] = offset
+
+    def pause(self, partitions: Sequence[TopicPartition]) -> None:
+        self._paused.update(topic for topic, _ in partitions)
+
+    def resume(self, partitions: Sequence[TopicPartition]) -> None:
+        self._paused.difference_update(topic for topic, _ in partitions)
 
     def is_assigned(self) -> bool:
         return self._started
