@@ -71,6 +71,8 @@ def outbox_table(metadata: MetaData) -> Table:
 async def write_to_outbox(session: AsyncSession, table: Table, envelopes: Sequence[Envelope]) -> None:
     if not envelopes:
         return
+    if session.get_bind().dialect.name == "postgresql":
+        await _serialise_per_key(session, table, sorted({envelope.subject for envelope in envelopes}))
     rows = []
     for envelope in envelopes:
         record = envelope.to_record()
@@ -86,6 +88,26 @@ async def write_to_outbox(session: AsyncSession, table: Table, envelopes: Sequen
             }
         )
     await session.exec(insert(table).values(rows))
+
+
+async def _serialise_per_key(session: AsyncSession, table: Table, keys: list[str]) -> None:
+    """Makes id order equal commit order for each key, on PostgreSQL.
+
+    Ids come from a sequence at insert time, so two transactions writing events about one
+    aggregate could commit in the other order than their ids, and the relay (which sends in id
+    order) would send them reversed. A transaction-scoped advisory lock per key, taken before the
+    insert and held to commit, makes the second writer wait for the first to commit before it
+    draws its id. Keys are locked in sorted order, so two writers never wait on each other.
+    SQLite needs none of this: it has one writer at a time.
+    """
+    # The schema names the service (one schema each), so services sharing a server don't collide.
+    await session.exec(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || :table || ':' || k, 0)) "
+            "FROM unnest(CAST(:keys AS text[])) AS k"
+        ),
+        params={"table": table.name, "keys": keys},
+    )
 
 
 class OutboxRelay:
