@@ -1,9 +1,11 @@
 """Idempotent consumers: effect and event id commit together; offsets are committed after.
 
-For every record the runner opens one transaction that (1) checks the service's
-`processed_events` table for the event id, (2) runs the handler, whose effect and staged
-events join the transaction, and (3) records the id. Only when the effects of a polled batch
-are committed does it commit the offsets. A redelivery (crash before the offset commit, a
+For the records a poll brings from one partition the runner opens one transaction that
+(1) checks the service's `processed_events` table for their event ids, (2) runs the handlers in
+offset order, whose effects and staged events join the transaction, and (3) records the ids.
+If that transaction fails, the records are applied one at a time instead, so one poison record
+cannot hold the others back. Only when the effects of a polled batch are committed does it
+commit the offsets. A redelivery (crash before the offset commit, a
 rebalance, a duplicate publish by a relay) finds the id and changes nothing.
 
 Failures (see shared/transient.py): an error of the infrastructure (database restarting,
@@ -121,15 +123,12 @@ class ConsumerRunner:
             if not records:
                 continue
             positions: dict[TopicPartition, int] = {}
-            for record in records:
-                partition = (record.topic, record.partition)
+            for partition, batch in _by_partition(records).items():
                 if partition in self.held:
                     continue  # records fetched behind a hold wait for it
-                if await self.process(record):
-                    positions[partition] = record.offset + 1
-                else:
-                    positions[partition] = record.offset
-                    consumer.seek(partition, record.offset)
+                positions[partition] = await self.process_batch(batch)
+                if partition in self.held:
+                    consumer.seek(partition, positions[partition])
                     consumer.pause([partition])
             crash_point(f"{self.group_id}:after-effect-before-commit")
             await consumer.commit(positions)
@@ -143,23 +142,101 @@ class ConsumerRunner:
         if expired:
             consumer.resume(expired)
 
+    async def process_batch(self, records: Sequence[IncomingRecord]) -> int:
+        """Applies one partition's records in order, in one transaction when they all succeed.
+
+        Returns the next offset to commit: past the batch, or at a record the partition holds at.
+        When the batch's transaction fails, nothing of it was applied and its records are applied
+        one at a time, which isolates a poison record (dead-lettered) from the good ones.
+        """
+        applicable: list[tuple[IncomingRecord, Envelope, Handler]] = []
+        next_offset = records[0].offset
+        for record in records:
+            try:
+                envelope = Envelope.from_record(record)
+            except UnknownEventType as error:
+                self._hold(record, error.event_type)
+                break
+            except PoisonMessage as error:
+                await self._dead_letter(record, error, event_type=record.header("ce_type") or "unknown")
+                next_offset = record.offset + 1
+                continue
+            next_offset = record.offset + 1
+            handler = self._handlers.get(envelope.type)
+            if handler is None:
+                EVENTS_CONSUMED.labels(self.group_id, envelope.type, "ignored").inc()
+                continue
+            applicable.append((record, envelope, handler))
+        if not applicable:
+            return next_offset
+        try:
+            await self._apply_batch(applicable)
+            return next_offset
+        except Exception as error:
+            log.warning(
+                "consumer.batch_failed_applying_one_by_one",
+                group=self.group_id,
+                records=len(applicable),
+                error=repr(error),
+            )
+        for record, envelope, handler in applicable:
+            await self._process_one(record, envelope, handler)
+        return next_offset
+
     async def process(self, record: IncomingRecord) -> bool:
         """Apply one record's effect exactly once, or park it on the dead-letter topic.
 
-        False when the record must wait (its type is newer than this code): the caller holds
-        the partition there."""
-        try:
-            envelope = Envelope.from_record(record)
-        except UnknownEventType as error:
-            self._hold(record, error.event_type)
-            return False
-        except PoisonMessage as error:
-            await self._dead_letter(record, error, event_type=record.header("ce_type") or "unknown")
-            return True
-        handler = self._handlers.get(envelope.type)
-        if handler is None:
-            EVENTS_CONSUMED.labels(self.group_id, envelope.type, "ignored").inc()
-            return True
+        False when the record must wait (its type is newer than this code)."""
+        partition = (record.topic, record.partition)
+        return await self.process_batch([record]) == record.offset + 1 and partition not in self.held
+
+    async def _apply_batch(self, items: Sequence[tuple[IncomingRecord, Envelope, Handler]]) -> None:
+        """One transaction: the batch's effects, its staged events (outbox) and its inbox rows."""
+        applied: list[Envelope] = []
+        duplicates: list[Envelope] = []
+        async with self._unit_of_work(None) as uow:
+            already = await uow.session.exec(
+                select(self._processed.c.event_id).where(
+                    self._processed.c.consumer_group == self.group_id,
+                    self._processed.c.event_id.in_([envelope.id for _, envelope, _ in items]),
+                )
+            )
+            seen = {row.event_id for row in already}
+            for index, (_record, envelope, handler) in enumerate(items):
+                if envelope.id in seen:
+                    duplicates.append(envelope)
+                    continue
+                seen.add(envelope.id)
+                uow.caused_by = envelope
+                with structlog.contextvars.bound_contextvars(
+                    event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
+                ):
+                    await handler(uow, envelope)
+                applied.append(envelope)
+                if index == 0 and len(items) > 1:
+                    crash_point(f"{self.group_id}:mid-batch")
+            if applied:
+                # The primary key makes a racing duplicate fail here and roll the batch back.
+                now = utc_now()
+                await uow.session.exec(
+                    insert(self._processed).values(
+                        [
+                            {
+                                "consumer_group": self.group_id,
+                                "event_id": envelope.id,
+                                "event_type": envelope.type,
+                                "processed_at": now,
+                            }
+                            for envelope in applied
+                        ]
+                    )
+                )
+        for envelope in applied:
+            EVENTS_CONSUMED.labels(self.group_id, envelope.type, "applied").inc()
+        for envelope in duplicates:
+            EVENTS_CONSUMED.labels(self.group_id, envelope.type, "duplicate").inc()
+
+    async def _process_one(self, record: IncomingRecord, envelope: Envelope, handler: Handler) -> None:
         with structlog.contextvars.bound_contextvars(
             event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
         ):
@@ -167,9 +244,8 @@ class ConsumerRunner:
                 applied = await self._apply_with_retries(handler, envelope)
             except Exception as error:
                 await self._dead_letter(record, error, event_type=envelope.type)
-                return True
+                return
         EVENTS_CONSUMED.labels(self.group_id, envelope.type, "applied" if applied else "duplicate").inc()
-        return True
 
     async def _apply_with_retries(self, handler: Handler, envelope: Envelope) -> bool:
         """Infrastructure errors are waited out for as long as they last (never dead-lettered);
@@ -256,6 +332,14 @@ class ConsumerRunner:
             offset=record.offset,
             error=repr(error),
         )
+
+
+def _by_partition(records: Sequence[IncomingRecord]) -> dict[TopicPartition, list[IncomingRecord]]:
+    """A poll's records per partition, each in offset order (the order of the log)."""
+    batches: dict[TopicPartition, list[IncomingRecord]] = {}
+    for record in records:
+        batches.setdefault((record.topic, record.partition), []).append(record)
+    return batches
 
 
 async def _stop_quietly(consumer: LogConsumer) -> None:

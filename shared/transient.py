@@ -60,7 +60,8 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        pending.extend((getattr(current, "orig", None), current.__cause__, current.__context__))
+        # Only explicit causes: an implicit __context__ may be an unrelated error being handled.
+        pending.extend((getattr(current, "orig", None), current.__cause__))
 
 
 def sqlstate_of(error: BaseException) -> str | None:

@@ -74,3 +74,13 @@ def test_a_dropped_connection_is_transient_even_without_a_state():
 )
 def test_bugs_and_bad_records_are_not(error):
     assert not is_transient(error)
+
+
+def test_an_error_raised_while_an_outage_was_being_handled_is_judged_on_its_own():
+    try:
+        try:
+            raise ConnectionRefusedError(111, "refused")
+        except ConnectionRefusedError:
+            raise ValueError("line total over the limit")  # noqa: B904 - the implicit context is the point
+    except ValueError as error:
+        assert not is_transient(error)
