@@ -128,3 +128,23 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_m
     headers = {k: v.decode() for k, v in parked[0].headers}
     assert headers["dlq_consumer_group"] == "vuonminh.orders"
     assert "not a CloudEvent" in headers["dlq_error"]
+
+
+async def test_consumer_killed_in_the_middle_of_a_batch(start_stack, start_service, seed_catalog_via, count_rows):
+    # logistics starts after a backlog exists, so its first poll brings several records per partition.
+    stack = await start_stack(("catalog", "orders", "analytics"))
+    await seed_catalog_via(stack["catalog"])
+    await _send(stack, "KILL-MID-BATCH")
+
+    async def all_decided():
+        return await count_rows("SELECT count(*) FROM orders.outbox WHERE published_at IS NOT NULL") >= ORDERS
+
+    await eventually(all_decided, timeout_s=60)
+    logistics = await start_service("logistics", extra_env={"VUONMINH_CRASH_POINT": "vuonminh.logistics:mid-batch"})
+
+    assert await logistics.wait_exit(timeout_s=60) == -signal.SIGKILL
+    # The batch's transaction never committed: nothing of it is there.
+    assert await count_rows("SELECT count(*) FROM logistics.processed_events") == 0
+    restarted = await start_service("logistics")
+    await restarted.wait_ready()
+    await _assert_every_effect_once(count_rows)
