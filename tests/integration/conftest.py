@@ -248,18 +248,19 @@ class PrivatePostgres:
         down") while the services' sessions are terminated (57P01). Then it stops (`pg_ctl stop
         -m fast`): connections are refused until the exit.
         """
-        if shutting_down_s:
-            async with self.admin() as lingering:
-                os.kill(self._postmaster_pid(), signal.SIGTERM)  # smart shutdown: waits for sessions
-                await lingering.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1",
-                    self.SERVICE_BACKENDS,
-                )
-                await asyncio.sleep(shutting_down_s)
-        await self.script.arun("pg-stop")
         try:
+            if shutting_down_s:
+                async with self.admin() as lingering:
+                    os.kill(self._postmaster_pid(), signal.SIGTERM)  # smart shutdown: waits for sessions
+                    await lingering.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1",
+                        self.SERVICE_BACKENDS,
+                    )
+                    await asyncio.sleep(shutting_down_s)
+            await self.script.arun("pg-stop")
             yield
         finally:
+            await self.script.arun("pg-stop")  # a no-op, unless a failure left a shutdown lingering
             await self.script.arun("pg-up")
 
     def _postmaster_pid(self) -> int:
