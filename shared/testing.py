@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -198,6 +199,13 @@ class VuonminhProcess:
                 self.process.wait(10)
         return self.process.returncode if self.process else None
 
+    def log_lines(self, containing: str) -> list[str]:
+        """The lines of this process's log that contain the text (e.g. an event name)."""
+        try:
+            return [line for line in self.log_path.read_text(errors="replace").splitlines() if containing in line]
+        except OSError:
+            return []
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -311,3 +319,227 @@ async def count_rows(database_url: str, sql: str, *args: object) -> int:
         return 0
     finally:
         await conn.close()
+
+
+async def fetch_rows(database_url: str, sql: str, *args: object) -> list[tuple]:
+    """The rows of a query on a PostgreSQL database, as tuples."""
+    import asyncpg
+
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return [tuple(row) for row in await conn.fetch(sql, *args)]
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    """One POST of an order's webhook, as the shop saw it."""
+
+    order_id: str
+    started_at: float  # time.monotonic()
+    duration_s: float
+    status: int | None  # None: no HTTP answer (refused connection, timeout)
+    retry_after: str | None = None
+    error: str | None = None  # why there was no answer
+
+    @property
+    def ended_at(self) -> float:
+        return self.started_at + self.duration_s
+
+    def describe(self) -> str:
+        outcome = self.status if self.status is not None else self.error
+        return f"{self.order_id}: {outcome} after {self.duration_s:.2f} s (Retry-After: {self.retry_after})"
+
+
+class ShopSender:
+    """Posts signed direct-channel webhooks as a shop does, while a test injects faults.
+
+    `workers` loops each send a new order every `pace_s` until `finish()`; every order is
+    retried (any answer but 2xx, or none) until acknowledged, with the same body, as a shop
+    retries. It retries after `retry_pause_s` rather than Retry-After, to probe an outage densely.
+    Every attempt is recorded, and which orders were acknowledged.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        prefix: str,
+        items: list[dict] | None = None,
+        workers: int = 2,
+        pace_s: float = 0.1,
+        request_timeout_s: float = 10.0,
+        retry_pause_s: float = 0.25,
+        secret: str = TEST_SECRET,
+    ) -> None:
+        self.base_url = base_url
+        self.prefix = prefix
+        self.items = items
+        self.workers = workers
+        self.pace_s = pace_s
+        self.request_timeout_s = request_timeout_s
+        self.retry_pause_s = retry_pause_s
+        self.secret = secret
+        self.sent: list[str] = []  # every order started, in order
+        self.acknowledged: dict[str, float] = {}  # order id -> time.monotonic() of its 2xx
+        self.attempts: list[WebhookAttempt] = []
+        self._stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> ShopSender:
+        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=self.request_timeout_s)
+        self._tasks = [asyncio.create_task(self._work(), name=f"shop-sender-{n}") for n in range(self.workers)]
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def finish(self, *, timeout_s: float = 120.0) -> None:
+        """Stops starting new orders and waits until every started one is acknowledged."""
+        self._stopping.set()
+        done, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for task in done:
+            task.result()  # a worker's own error, if any
+        if pending:
+            unacknowledged = [order_id for order_id in self.sent if order_id not in self.acknowledged]
+            last = [a.describe() for a in self.attempts[-5:]]
+            raise AssertionError(
+                f"{len(unacknowledged)} orders not acknowledged within {timeout_s} s: {unacknowledged[:10]}; "
+                f"last attempts: {last}"
+            )
+
+    async def wait_acknowledged(self, count: int, *, timeout_s: float = 60.0) -> None:
+        async def enough() -> bool:
+            return len(self.acknowledged) >= count
+
+        await eventually(enough, timeout_s=timeout_s, interval_s=0.05)
+
+    def attempts_between(self, start: float, end: float) -> list[WebhookAttempt]:
+        """Attempts that started and ended within [start, end] (time.monotonic())."""
+        return [a for a in self.attempts if a.started_at >= start and a.ended_at <= end]
+
+    async def _work(self) -> None:
+        while not self._stopping.is_set():
+            order_id = f"{self.prefix}-{len(self.sent):05d}"
+            self.sent.append(order_id)
+            await self._deliver(order_id)
+            await asyncio.sleep(self.pace_s)
+
+    async def _deliver(self, order_id: str) -> None:
+        assert self._client is not None
+        body = encode(order_body(order_id, items=self.items))
+        while True:
+            started = time.monotonic()
+            try:
+                response = await self._client.post(
+                    "/v1/webhooks/direct", content=body, headers=signed_headers(body, self.secret)
+                )
+            except httpx.HTTPError as error:
+                self.attempts.append(
+                    WebhookAttempt(order_id, started, time.monotonic() - started, None, error=repr(error))
+                )
+            else:
+                ended = time.monotonic()
+                attempt = WebhookAttempt(
+                    order_id, started, ended - started, response.status_code, response.headers.get("retry-after")
+                )
+                self.attempts.append(attempt)
+                if response.is_success:
+                    self.acknowledged[order_id] = ended
+                    return
+            await asyncio.sleep(self.retry_pause_s)
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    headers: dict[str, str]
+    value: bytes
+
+    def describe(self) -> str:
+        return f"{self.topic}@{self.offset}: {self.headers.get('dlq_error', '?')[:300]}"
+
+
+async def dead_letters(bootstrap_servers: str, namespace: str, *, timeout_s: float = 30.0) -> list[DeadLetter]:
+    """Every record on the namespace's dead-letter topics (read from the start, up to their end)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from vuonminh.shared.events import Topic, dead_letter_topic
+
+    wanted = {namespace + dead_letter_topic(topic.value) for topic in Topic}
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = sorted(wanted & set(await admin.list_topics()))
+        described = await admin.describe_topics(existing) if existing else []
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(t["topic"], p["partition"]) for t in described for p in t["partitions"]]
+    if not partitions:
+        return []
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[DeadLetter] = []
+        deadline = time.monotonic() + timeout_s
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"dead-letter topics not read to their end within {timeout_s} s")
+            batches = await consumer.getmany(timeout_ms=500)
+            for messages in batches.values():
+                found += [
+                    DeadLetter(
+                        m.topic.removeprefix(namespace),
+                        m.partition,
+                        m.offset,
+                        {k: v.decode(errors="replace") for k, v in m.headers or ()},
+                        m.value or b"",
+                    )
+                    for m in messages
+                ]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def recovery_problems(processes: dict[str, VuonminhProcess], *, timeout_s: float = 60) -> list[str]:
+    """What keeps the same processes from being live and ready again ([] when they all are)."""
+    found: list[str] = []
+    for name, process in processes.items():
+        if process.process.poll() is not None:
+            found.append(f"{name} exited ({process.process.returncode}) instead of recovering:\n{process.log_tail()}")
+            continue
+        try:
+            await process.wait_ready(timeout_s=timeout_s)
+        except AssertionError as error:
+            found.append(f"{name} not ready again within {timeout_s} s: {error}")
+            continue
+        async with httpx.AsyncClient(timeout=5) as client:
+            health = await client.get(f"{process.url}/healthz")
+        if health.status_code != 200:
+            found.append(f"{name} /healthz {health.status_code}: {health.text}")
+    return found
+
+
+def log_evidence(processes: dict[str, VuonminhProcess], *events: str, samples: int = 2) -> str:
+    """How often each service logged each event, with the first lines: context for a failure."""
+    lines = []
+    for name, process in processes.items():
+        for event in events:
+            found = process.log_lines(event)
+            if found:
+                lines.append(f"{name}: {len(found)} x {event}, e.g.")
+                lines += [f"    {line[:400]}" for line in found[:samples]]
+    return "\n".join(lines) or "(none of " + ", ".join(events) + " in the services' logs)"
