@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import structlog
 
@@ -22,6 +23,31 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    # aiokafka reports every reconnect attempt at INFO/ERROR; our own logs say what matters.
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # aiokafka reports every reconnect attempt at INFO/ERROR; our own logs say what matters, and a
+    # broker that is down for a minute must not write thousands of identical lines.
+    aiokafka_log = logging.getLogger("aiokafka")
+    aiokafka_log.setLevel(logging.WARNING)
+    if not any(isinstance(f, RepeatFilter) for f in aiokafka_log.filters):
+        aiokafka_log.addFilter(RepeatFilter(window_s=30.0))
     logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+class RepeatFilter(logging.Filter):
+    """Lets one line of each message template through per window, saying how many it held back."""
+
+    def __init__(self, window_s: float) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self._last: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        shown_at, held_back = self._last.get(key, (float("-inf"), 0))
+        if now - shown_at < self.window_s:
+            self._last[key] = (shown_at, held_back + 1)
+            return False
+        if held_back:
+            record.msg = f"{record.msg} (and {held_back} more like it in the last {self.window_s:.0f} s)"
+        self._last[key] = (now, 0)
+        return True
