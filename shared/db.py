@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy import MetaData, event, text
@@ -42,8 +44,10 @@ def sqlite_engine(path: Path) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _begin_immediate(connection) -> None:  # noqa: ANN001
         # Take the write lock up front: a deferred transaction that reads then writes can fail
-        # with "database is locked" instead of waiting for the other writer.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # with "database is locked" instead of waiting for the other writer. A connection that
+        # only reads (execution option read_only=True) takes no lock and never waits for one.
+        read_only = connection.get_execution_options().get("read_only", False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -68,6 +72,15 @@ async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def read_only_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session for reads alone: on SQLite it never waits for a writer's lock."""
+    async with engine.connect() as conn:
+        await conn.execution_options(read_only=True)
+        async with AsyncSession(bind=conn) as session:
+            yield session
 
 
 async def ping(engine: AsyncEngine) -> None:

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,6 +66,8 @@ class ServiceRuntime:
                 max_attempts=settings.max_handler_attempts,
             )
         self._tasks: list[asyncio.Task[None]] = []
+        # What a service keeps in memory for this runtime (e.g. orders' cache of shop secrets).
+        self.state: dict[str, Any] = {}
 
     async def start(self) -> None:
         await db.migrate(self.engine, self.spec.metadata, service=self.name)
@@ -72,6 +75,9 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
         if self.consumer:
             self._tasks.append(asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer"))
+        for job in self.spec.background:
+            name = f"{self.name}-{getattr(job, '__name__', 'background')}"
+            self._tasks.append(asyncio.create_task(job(self), name=name))
 
     async def stop(self) -> None:
         for task in self._tasks:

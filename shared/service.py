@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -11,6 +12,13 @@ from sqlalchemy import MetaData, Table
 
 from vuonminh.shared.inbox import Handler, processed_events_table
 from vuonminh.shared.outbox import outbox_table
+
+if TYPE_CHECKING:
+    from vuonminh.shared.runtime import ServiceRuntime
+
+# A loop the service runs beside its consumer (e.g. a periodic sweep): started with the service,
+# cancelled when it stops. It must survive its own errors: if it returns or raises, /healthz fails.
+BackgroundJob = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,7 @@ class ServiceSpec:
     subscriptions: Mapping[str, Mapping[str, Handler]] = field(default_factory=dict)
     # Bodies that routes read raw (a signature covers their bytes), named in the API docs.
     raw_body_models: tuple[type[BaseModel], ...] = ()
+    background: tuple[BackgroundJob, ...] = ()
 
     def __post_init__(self) -> None:
         # Every service's database holds its outbox and its inbox beside its business tables,

@@ -18,7 +18,11 @@ from vuonminh.shared.runtime import Platform, embedded_platform
 from vuonminh.shared.settings import Settings
 
 T = TypeVar("T")
+# The deprecated global direct-channel secret (VUONMINH_DIRECT_SECRET): it signs for every shop
+# that is not registered, which keeps tests about other things short.
 TEST_SECRET = "test-direct-secret"
+# A fixed Fernet key for the shops' secrets at rest (VUONMINH_SECRETS_KEY); tests only.
+TEST_SECRETS_KEY = "hcFW7IUv7fHaTfsHlbqUdJTqnXllTX2lA2gSFnFFpNU="
 
 
 async def eventually(
@@ -67,7 +71,8 @@ def encode(body: dict) -> bytes:
 @asynccontextmanager
 async def embedded_client(data_dir: Path, **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
     """The whole embedded platform in this event loop, with an HTTP client on its ASGI app."""
-    platform = embedded_platform(Settings(direct_secret=TEST_SECRET, **settings), data_dir)
+    settings = {"direct_secret": TEST_SECRET, "secrets_key": TEST_SECRETS_KEY, **settings}
+    platform = embedded_platform(Settings(**settings), data_dir)
     app = create_app(platform)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -122,6 +127,19 @@ async def seed_catalog(client: httpx.AsyncClient, platform: Platform | None = No
         from vuonminh.shared.demo import wait_until_orders_know_products
 
         await wait_until_orders_know_products(platform, len(products), timeout_s=15)
+
+
+async def register_shop(platform: Platform, shop_id: str, *, seller_id: str | None = None) -> str:
+    """Registers a shop with orders (as `vuonminh shops add` does) and returns its new secret."""
+    from vuonminh.orders import shops
+
+    orders = platform.service("orders")
+    async with orders.unit_of_work() as uow:
+        secret = await shops.add_shop(
+            uow.session, shops.SecretBox(orders.settings.secrets_key), shop_id=shop_id, seller_id=seller_id
+        )
+    await shops.registry_of(orders).reload()  # a change made in this process is seen at once
+    return secret
 
 
 def free_port() -> int:

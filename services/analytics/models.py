@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
+from sqlalchemy import BigInteger
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -25,8 +26,8 @@ class SellerOrderFact(AnalyticsTable, table=True):
     day: date = Field(index=True)  # the Vietnam calendar day the order was placed
     placed_at: datetime
     livestream_id: str | None = Field(default=None, max_length=100)
-    gmv_vnd: int
-    weight_g: int
+    gmv_vnd: int = Field(sa_type=BigInteger)
+    weight_g: int = Field(sa_type=BigInteger)
 
 
 class ShipmentFact(AnalyticsTable, table=True):
@@ -37,7 +38,7 @@ class ShipmentFact(AnalyticsTable, table=True):
     ward_code: str = Field(max_length=5, index=True)
     carrier: str = Field(max_length=20)
     day: date = Field(index=True)
-    weight_g: int
+    weight_g: int = Field(sa_type=BigInteger)
 
 
 class DailyKpis(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import ClassVar, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,7 +11,10 @@ from vuonminh.shared.events.base import EventPayload
 from vuonminh.shared.events.topics import Topic
 from vuonminh.shared.events.types import (
     Grams,
+    LineGrams,
+    OrderGrams,
     ProvinceCode,
+    Quantity,
     ShortText,
     Sku,
     UtcDatetime,
@@ -20,6 +24,16 @@ from vuonminh.shared.events.types import (
 
 SalesChannel = Literal["direct"]
 PaymentMethod = Literal["cod", "prepaid"]
+
+
+def order_key(channel: str, shop_id: str, order_id: str) -> str:
+    """The key of a shop's order: `<channel>:<shop_id>:<order_id>`, each part percent-encoded.
+
+    Encoding each part (":" becomes %3A, "%" becomes %25) keeps the key unambiguous: shop `a:b`
+    with order `c` and shop `a` with order `b:c` get different keys. Parts made only of
+    letters, digits and `-._~` are written as they are.
+    """
+    return ":".join(quote(part, safe="") for part in (channel, shop_id, order_id))
 
 
 class _Part(BaseModel):
@@ -40,7 +54,7 @@ class Buyer(_Part):
 
 class OrderItem(_Part):
     sku: Sku
-    quantity: int = Field(ge=1, le=10_000)
+    quantity: Quantity
     unit_price_vnd: Vnd
 
 
@@ -61,7 +75,7 @@ class OrderReceived(EventPayload):
     received_at: UtcDatetime
 
     def aggregate_id(self) -> str:
-        return f"{self.channel}:{self.shop_id}:{self.order_id}"
+        return order_key(self.channel, self.shop_id, self.order_id)
 
 
 class OrderLine(_Part):
@@ -74,7 +88,7 @@ class OrderLine(_Part):
     unit_price_vnd: Vnd
     unit_weight_g: Grams
     line_total_vnd: Vnd
-    line_weight_g: Grams
+    line_weight_g: LineGrams
 
 
 class OrderPlaced(EventPayload):
@@ -91,14 +105,14 @@ class OrderPlaced(EventPayload):
     buyer: Buyer
     lines: tuple[OrderLine, ...]
     total_vnd: Vnd
-    total_weight_g: Grams
+    total_weight_g: OrderGrams
 
     def aggregate_id(self) -> str:
         return self.order_id
 
 
 class RejectionReason(_Part):
-    code: Literal["unknown_sku", "unknown_seller", "empty_order"]
+    code: Literal["unknown_sku", "unknown_seller", "empty_order", "over_limit"]
     message: str
     sku: str | None = None
 
