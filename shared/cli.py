@@ -44,7 +44,9 @@ def cmd_run(args: argparse.Namespace) -> None:
 
             sellers, products = await load_demo_catalog(started)
             print(f"Demo catalog loaded: {sellers} new sellers, {products} new products.", file=sys.stderr)
-            shop_secrets = await register_demo_shops(started)
+            # With the deprecated global secret set, the demo shops stay unregistered and sign with it.
+            if not settings.direct_secret:
+                shop_secrets = await register_demo_shops(started)
         lines = [
             "",
             f"VươnMình is running (embedded: one process, SQLite files and a local log in {data_dir.resolve()})",

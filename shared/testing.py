@@ -225,13 +225,18 @@ class VuonminhProcess:
         """Sum of a Prometheus counter's samples matching the labels."""
         async with httpx.AsyncClient(timeout=5) as client:
             text = (await client.get(f"{self.url}/metrics")).text
-        total = 0.0
-        for line in text.splitlines():
-            if not line.startswith(name + "{"):
-                continue
-            if all(f'{key}="{value}"' in line for key, value in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return metric_value(text, name, **labels)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of metric `name` matching the labels, in a /metrics text."""
+    total = 0.0
+    for line in text.splitlines():
+        if not (line.startswith(name + "{") or line.startswith(name + " ")):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 async def migration_drift(engine: Any, metadata: Any) -> list:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -55,6 +56,8 @@ def add_shops_command(commands: Any) -> None:
 
 
 def cmd_shops(args: argparse.Namespace) -> None:
+    # The migration run before each command is routine here: only its warnings are worth showing.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = get_settings()
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
     try:
