@@ -6,10 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import BigInteger, Integer, MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+# Money and weight columns: 64-bit integers. SQLite's INTEGER is 64-bit already, so they stay
+# INTEGER there (changing the declared type would make SQLite copy whole tables for nothing).
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def postgres_engine(database_url: str, *, schema: str) -> AsyncEngine:

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -237,6 +238,84 @@ def metric_value(text: str, name: str, **labels: str) -> float:
         if all(f'{key}="{value}"' in line for key, value in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+async def migrate_to(engine: Any, service: str, metadata: Any, revision: str) -> None:
+    """Upgrades a service's database to one revision (to test the data migrations after it)."""
+    from alembic import command
+
+    from vuonminh.shared.migrations import alembic_config
+
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{service}"')
+        await conn.run_sync(lambda c: command.upgrade(alembic_config(service, metadata, c), revision))
+
+
+async def check_orders_upgrade_keeps_stored_orders(engine: Any) -> None:
+    """orders' revision 0002 on a database holding an order stored under 0001: the order keeps its
+    id, gets its items back from its lines, and its amounts take values over 32 bits."""
+    import sqlalchemy as sa
+    from sqlmodel.sql.sqltypes import UTCDateTime
+
+    from vuonminh.orders.handlers import find_order, received_from
+    from vuonminh.orders.models import Order
+    from vuonminh.shared import db
+    from vuonminh.shared.runtime import load_service
+
+    metadata = load_service("orders").metadata
+    await migrate_to(engine, "orders", metadata, "0001")
+    moment = datetime(2026, 11, 20, 2, 15, tzinfo=UTC)
+    order_columns = (
+        "id", "channel", "shop_id", "external_order_id", "status", "livestream_id", "payment_method", "buyer_name",
+        "buyer_phone", "buyer_province_code", "buyer_ward_code", "buyer_address_line", "total_vnd", "total_weight_g",
+    )  # fmt: skip
+    orders = sa.table(
+        "orders",
+        *(sa.column(name) for name in order_columns),
+        sa.column("rejection_reasons", sa.JSON()),
+        *(sa.column(name, UTCDateTime()) for name in ("placed_at", "received_at", "created_at")),
+    )
+    line_columns = (
+        "order_id", "line_no", "sku", "product_name", "seller_id", "seller_province_code", "seller_ward_code",
+        "quantity", "unit_price_vnd", "unit_weight_g", "line_total_vnd", "line_weight_g",
+    )  # fmt: skip
+    lines = sa.table("order_lines", *(sa.column(name) for name in line_columns))
+    buyer = order_body()["buyer"]
+    async with engine.begin() as conn:
+        await conn.execute(
+            orders.insert().values(
+                id="legacy-1", channel="direct", shop_id="shop one", external_order_id="TT 1", status="placed",
+                livestream_id=None, payment_method="cod", buyer_name=buyer["name"], buyer_phone=buyer["phone"],
+                buyer_province_code="01", buyer_ward_code="00004", buyer_address_line=buyer["address"]["line"],
+                total_vnd=310000, total_weight_g=1250, rejection_reasons=[],
+                placed_at=moment, received_at=moment, created_at=moment,
+            )
+        )  # fmt: skip
+        for line_no, (sku, quantity, price, weight) in enumerate((("A", 2, 65000, 500), ("B", 1, 180000, 250)), 1):
+            await conn.execute(
+                lines.insert().values(
+                    order_id="legacy-1", line_no=line_no, sku=sku, product_name=sku, seller_id="s",
+                    seller_province_code="12", seller_ward_code="03390", quantity=quantity, unit_price_vnd=price,
+                    unit_weight_g=weight, line_total_vnd=quantity * price, line_weight_g=quantity * weight,
+                )
+            )  # fmt: skip
+
+    await db.migrate(engine, metadata, service="orders")
+
+    async with db.session_factory(engine)() as session, session.begin():
+        order = await find_order(session, "direct", "shop one", "TT 1")
+        assert order is not None and order.id == "legacy-1"
+        assert order.items == [
+            {"sku": "A", "quantity": 2, "unit_price_vnd": 65000},
+            {"sku": "B", "quantity": 1, "unit_price_vnd": 180000},
+        ]
+        assert order.conflicts == [] and order.awaiting_since is None
+        assert received_from(order).placed_at == moment
+        order.total_vnd, order.total_weight_g = 10_000_000_000, 20_000_000_000_000
+    async with db.session_factory(engine)() as session:
+        stored = await session.get(Order, "legacy-1")
+        assert (stored.total_vnd, stored.total_weight_g) == (10_000_000_000, 20_000_000_000_000)
 
 
 async def migration_drift(engine: Any, metadata: Any) -> list:

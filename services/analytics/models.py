@@ -6,9 +6,10 @@ from datetime import date, datetime
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
-from sqlalchemy import BigInteger
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
+
+from vuonminh.shared.db import BigInt
 
 
 class AnalyticsTable(SQLModel, registry=registry()):
@@ -26,8 +27,8 @@ class SellerOrderFact(AnalyticsTable, table=True):
     day: date = Field(index=True)  # the Vietnam calendar day the order was placed
     placed_at: datetime
     livestream_id: str | None = Field(default=None, max_length=100)
-    gmv_vnd: int = Field(sa_type=BigInteger)
-    weight_g: int = Field(sa_type=BigInteger)
+    gmv_vnd: int = Field(sa_type=BigInt)
+    weight_g: int = Field(sa_type=BigInt)
 
 
 class ShipmentFact(AnalyticsTable, table=True):
@@ -38,7 +39,7 @@ class ShipmentFact(AnalyticsTable, table=True):
     ward_code: str = Field(max_length=5, index=True)
     carrier: str = Field(max_length=20)
     day: date = Field(index=True)
-    weight_g: int = Field(sa_type=BigInteger)
+    weight_g: int = Field(sa_type=BigInt)
 
 
 class DailyKpis(BaseModel):

@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from vuonminh.shared.db import BigInt
 from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReason, SalesChannel
 from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, UtcDatetime
 
@@ -40,8 +41,8 @@ class Order(OrdersTable, table=True):
     buyer_province_code: str = Field(max_length=2)
     buyer_ward_code: str = Field(max_length=5)
     buyer_address_line: str
-    total_vnd: int = Field(sa_type=BigInteger)
-    total_weight_g: int = Field(sa_type=BigInteger)
+    total_vnd: int = Field(sa_type=BigInt)
+    total_weight_g: int = Field(sa_type=BigInt)
     rejection_reasons: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
     # The items as the shop sent them: what a parked order is decided from, and what a later
@@ -69,10 +70,10 @@ class OrderLineRow(OrdersTable, table=True):
     seller_province_code: str = Field(max_length=2)
     seller_ward_code: str = Field(max_length=5)
     quantity: int
-    unit_price_vnd: int = Field(sa_type=BigInteger)
-    unit_weight_g: int = Field(sa_type=BigInteger)
-    line_total_vnd: int = Field(sa_type=BigInteger)
-    line_weight_g: int = Field(sa_type=BigInteger)
+    unit_price_vnd: int = Field(sa_type=BigInt)
+    unit_weight_g: int = Field(sa_type=BigInt)
+    line_total_vnd: int = Field(sa_type=BigInt)
+    line_weight_g: int = Field(sa_type=BigInt)
 
 
 class OrderCatalogWait(OrdersTable, table=True):
@@ -121,7 +122,7 @@ class KnownProduct(OrdersTable, table=True):
     sku: str = Field(primary_key=True, max_length=64)
     seller_id: str = Field(max_length=64)
     name: str
-    unit_weight_g: int = Field(sa_type=BigInteger)
+    unit_weight_g: int = Field(sa_type=BigInt)
 
 
 # -- the direct channel's webhook body -------------------------------------------------------------

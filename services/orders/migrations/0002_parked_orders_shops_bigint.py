@@ -8,7 +8,8 @@ Create Date: 2026-11-23 19:47:42.108915
   since when they wait for the catalog (`awaiting_since`) and conflicting versions (`conflicts`);
   `order_catalog_waits` names what a parked order waits for.
 - `shops`: each shop's webhook secrets, encrypted.
-- Money and weight columns become BIGINT (on PostgreSQL INTEGER stops at 2,147,483,647).
+- Money and weight columns become BIGINT on PostgreSQL, where INTEGER stops at 2,147,483,647
+  (SQLite's INTEGER is 64-bit already: the models keep it there).
 - Orders stored before get their items back from their lines (placed orders; a rejected order had
   none stored, and a new version from the shop replaces it anyway).
 """
@@ -25,7 +26,7 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-_MONEY_AND_WEIGHTS = {
+MONEY_AND_WEIGHTS = {
     "catalog_products": ("unit_weight_g",),
     "order_lines": ("unit_price_vnd", "unit_weight_g", "line_total_vnd", "line_weight_g"),
     "orders": ("total_vnd", "total_weight_g"),
@@ -52,23 +53,31 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["order_id"], ["orders.id"]),
         sa.PrimaryKeyConstraint("order_id", "kind", "ref"),
     )
-    with op.batch_alter_table("order_catalog_waits", schema=None) as batch_op:
-        batch_op.create_index("ix_order_catalog_waits_ref", ["kind", "ref"], unique=False)
-
-    with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("items", sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
-        batch_op.add_column(sa.Column("awaiting_since", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
-        batch_op.add_column(sa.Column("conflicts", sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
-
-    for table, columns in _MONEY_AND_WEIGHTS.items():
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            for column in columns:
-                batch_op.alter_column(
-                    column, existing_type=sa.INTEGER(), type_=sa.BigInteger(), existing_nullable=False
-                )
-
+    op.create_index("ix_order_catalog_waits_ref", "order_catalog_waits", ["kind", "ref"], unique=False)
+    # Plain ADD COLUMNs: SQLite does them in place (no copy of the table its lines reference).
+    op.add_column("orders", sa.Column("items", sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
+    op.add_column("orders", sa.Column("awaiting_since", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    op.add_column("orders", sa.Column("correlation_id", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+    op.add_column("orders", sa.Column("conflicts", sa.JSON(), server_default=sa.text("'[]'"), nullable=False))
+    _retype(sa.INTEGER(), sa.BigInteger())
     _items_from_lines()
+
+
+def downgrade() -> None:
+    _retype(sa.BigInteger(), sa.INTEGER())
+    for column in ("conflicts", "correlation_id", "awaiting_since", "items"):
+        op.drop_column("orders", column)
+    op.drop_index("ix_order_catalog_waits_ref", table_name="order_catalog_waits")
+    op.drop_table("order_catalog_waits")
+    op.drop_table("shops")
+
+
+def _retype(existing: sa.types.TypeEngine, new: sa.types.TypeEngine) -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for table, columns in MONEY_AND_WEIGHTS.items():
+        for column in columns:
+            op.alter_column(table, column, existing_type=existing, type_=new, existing_nullable=False)
 
 
 def _items_from_lines() -> None:
@@ -92,24 +101,3 @@ def _items_from_lines() -> None:
         )
     for order_id, items in items_by_order.items():
         connection.execute(orders.update().where(orders.c.id == order_id).values(items=items))
-
-
-def downgrade() -> None:
-    for table, columns in _MONEY_AND_WEIGHTS.items():
-        with op.batch_alter_table(table, schema=None) as batch_op:
-            for column in columns:
-                batch_op.alter_column(
-                    column, existing_type=sa.BigInteger(), type_=sa.INTEGER(), existing_nullable=False
-                )
-
-    with op.batch_alter_table("orders", schema=None) as batch_op:
-        batch_op.drop_column("conflicts")
-        batch_op.drop_column("correlation_id")
-        batch_op.drop_column("awaiting_since")
-        batch_op.drop_column("items")
-
-    with op.batch_alter_table("order_catalog_waits", schema=None) as batch_op:
-        batch_op.drop_index("ix_order_catalog_waits_ref")
-
-    op.drop_table("order_catalog_waits")
-    op.drop_table("shops")
