@@ -155,6 +155,11 @@ def _take_version(order: Order, received: OrderReceived, envelope: Envelope) -> 
 
 def _record_conflict(order: Order, envelope: Envelope, received: OrderReceived, differs: list[str]) -> None:
     """A placed order is final: another content for it is kept beside it, visibly, not applied."""
+    content = domain.order_content(received)
+    for known in order.conflicts:
+        if not domain.differences(domain.order_content(OrderReceived.model_validate(known["version"])), content):
+            log.info("orders.same_conflicting_version_again", order_id=order.id, event_id=envelope.id)
+            return
     conflict = {
         "event_id": envelope.id,
         "received_at": received.received_at.isoformat(),
@@ -201,14 +206,16 @@ async def _decide(
 async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision) -> None:
     """Writes the decision on the order (lines, waits) and publishes it once decided."""
     session = uow.session
+    # Only an order that waited has wait rows; only a placed one (final, never decided again) has lines.
+    had_waits = order.awaiting_since is not None
     if isinstance(decision, domain.AwaitingCatalog):
-        if order.status != AWAITING or order.awaiting_since is None:
+        if not had_waits:
             order.awaiting_since = utc_now()
         order.status = AWAITING
         order.total_vnd = order.total_weight_g = 0
         order.rejection_reasons = []
         await session.flush()  # the order row before its waits (foreign key)
-        if await _set_waits(session, order.id, decision):
+        if await _set_waits(session, order.id, decision, had_waits=had_waits):
             log.info(
                 "orders.order_awaiting_catalog",
                 order_id=order.id,
@@ -223,9 +230,9 @@ async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision) -> No
     order.total_vnd = decision.total_vnd if placed else 0
     order.total_weight_g = decision.total_weight_g if placed else 0
     order.rejection_reasons = [] if placed else [reason.model_dump() for reason in decision.reasons]
-    await session.flush()
-    await session.exec(delete(OrderCatalogWait).where(col(OrderCatalogWait.order_id) == order.id))
-    await session.exec(delete(OrderLineRow).where(col(OrderLineRow.order_id) == order.id))
+    await session.flush()  # the order row before its lines (foreign key)
+    if had_waits:
+        await session.exec(delete(OrderCatalogWait).where(col(OrderCatalogWait.order_id) == order.id))
     if placed:
         for line_no, line in enumerate(decision.lines, start=1):
             session.add(OrderLineRow(order_id=order.id, line_no=line_no, **line.model_dump()))
@@ -234,16 +241,13 @@ async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision) -> No
     log.info("orders.order_decided", order_id=order.id, status=order.status, correlation_id=order.correlation_id)
 
 
-async def _set_waits(session: AsyncSession, order_id: str, waiting: domain.AwaitingCatalog) -> bool:
+async def _set_waits(session: AsyncSession, order_id: str, waiting: domain.AwaitingCatalog, *, had_waits: bool) -> bool:
     """Makes the order's wait rows name exactly what it misses; True when they changed."""
     wanted = {("sku", sku) for sku in waiting.missing_skus} | {("seller", s) for s in waiting.missing_seller_ids}
-    current = set(
-        (
-            await session.exec(
-                select(OrderCatalogWait.kind, OrderCatalogWait.ref).where(OrderCatalogWait.order_id == order_id)
-            )
-        ).all()
-    )
+    current: set[tuple[str, str]] = set()
+    if had_waits:
+        query = select(OrderCatalogWait.kind, OrderCatalogWait.ref).where(OrderCatalogWait.order_id == order_id)
+        current = set((await session.exec(query)).all())
     for kind, ref in current - wanted:
         await session.exec(
             delete(OrderCatalogWait).where(

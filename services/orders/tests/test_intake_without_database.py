@@ -1,6 +1,7 @@
 """Intake takes orders while orders' database does not answer; a conflict it could not see is recorded."""
 
 import asyncio
+import json
 from contextlib import asynccontextmanager
 
 from vuonminh.shared import db
@@ -92,13 +93,18 @@ async def test_a_conflicting_version_intake_could_not_check_is_recorded_on_the_o
         conflicts_before = await _conflicts(client)
         async with database_not_answering(platform.service("orders")):
             accepted = await _post(client, changed, TEST_SECRET)
-        assert accepted.status_code == 202
+            raw_again = json.dumps(changed, indent=1).encode()  # the same version, re-serialised
+            again = await client.post("/v1/webhooks/direct", content=raw_again, headers=signed_headers(raw_again))
+        assert accepted.status_code == 202 and again.status_code == 202
+        assert (await _post(client, order_body("CONFLICT-MARK"), TEST_SECRET)).status_code == 202
+        await eventually(lambda: _order(client, "CONFLICT-MARK"))  # one partition: both versions came first
 
         async def recorded():
             order = (await client.get(f"/v1/orders/{placed['id']}")).json()
             return order if order["conflicts"] else None
 
         order = await eventually(recorded)
+        assert len(order["conflicts"]) == 1  # the same conflicting version twice is one conflict
         assert order["conflicts"][0]["event_id"] == accepted.json()["event_id"]
         assert order["conflicts"][0]["differs"] == ["items[0].sku", "items[0].quantity", "items[0].unit_price_vnd"]
         # The placed version stands.
