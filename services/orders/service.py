@@ -1,6 +1,6 @@
 """orders as the runtime sees it."""
 
-from vuonminh.orders import handlers, shops
+from vuonminh.orders import handlers, intake, shops
 from vuonminh.orders.api import router
 from vuonminh.orders.models import DirectOrderWebhook, OrdersTable
 from vuonminh.shared.events import OrderReceived, ProductListed, SellerRegistered, Topic
@@ -16,5 +16,5 @@ SERVICE = ServiceSpec(
         Topic.ORDERS_INTAKE: {OrderReceived.TYPE: handlers.on_order_received},
     },
     raw_body_models=(DirectOrderWebhook,),
-    background=(handlers.sweep_orders_awaiting_catalog, shops.refresh_shop_secrets),
+    background=(handlers.sweep_orders_awaiting_catalog, shops.refresh_shop_secrets, intake.hold_lookup_connections),
 )

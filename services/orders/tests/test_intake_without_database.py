@@ -4,6 +4,7 @@ import asyncio
 import json
 from contextlib import asynccontextmanager
 
+from vuonminh.orders import intake
 from vuonminh.shared import db
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.testing import (
@@ -29,11 +30,14 @@ async def database_not_answering(runtime: ServiceRuntime):
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     silent = db.postgres_engine(f"postgresql://nobody@127.0.0.1:{port}/orders", schema="orders")
-    working, runtime.engine = runtime.engine, silent
+    lookup = intake.lookup_of(runtime)
+    working_engine, working_reader = runtime.engine, lookup.reader
+    runtime.engine, lookup.reader = silent, db.PointReader(silent, schema="orders")
     try:
         yield
     finally:
-        runtime.engine = working
+        await lookup.reader.close()
+        runtime.engine, lookup.reader = working_engine, working_reader
         await silent.dispose()
         server.close()
 
