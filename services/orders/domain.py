@@ -8,9 +8,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vuonminh.shared.events import OrderItem, OrderLine, OrderPlaced, OrderReceived, OrderRejected, RejectionReason
+from vuonminh.shared.events import (
+    OrderItem,
+    OrderLine,
+    OrderPlaced,
+    OrderReceived,
+    OrderRejectedV2,
+    RejectionReasonV2,
+)
 from vuonminh.shared.events.orders import order_key
-from vuonminh.shared.events.types import MAX_ORDER_ITEMS, MAX_QUANTITY, MAX_VND
+from vuonminh.shared.events.types import MAX_GRAMS, MAX_ORDER_ITEMS, MAX_QUANTITY, MAX_VND
 
 _ORDER_ID_NAMESPACE = uuid.UUID("6f1c2b1e-3f7a-4d55-9a8e-2b0d7c5e9a41")
 
@@ -36,8 +43,7 @@ def limit_problems(items: Sequence[OrderItem]) -> list[LimitProblem]:
     """What makes an order's amounts exceed what the events and columns hold (empty when none).
 
     Each line total (quantity x unit price) and the order total must stay within MAX_VND.
-    Weights need no check here: their bounds follow from the quantity and the catalog's
-    heaviest unit.
+    Weights come from the catalog, so they are checked when the order is decided.
     """
     problems: list[LimitProblem] = []
     if len(items) > MAX_ORDER_ITEMS:
@@ -89,7 +95,7 @@ class AwaitingCatalog:
     missing_seller_ids: tuple[str, ...]
 
 
-Decision = OrderPlaced | OrderRejected | AwaitingCatalog
+Decision = OrderPlaced | OrderRejectedV2 | AwaitingCatalog
 
 
 def decide(
@@ -102,12 +108,13 @@ def decide(
 ) -> Decision:
     """Place the order when every line names a product and seller we know.
 
-    An empty or over-limit order is rejected. An order naming unknown SKUs or sellers waits
+    An empty or over-limit order is rejected: amounts over MAX_VND, or a weight over MAX_GRAMS
+    (10 t: more than one order's shipments carry). An order naming unknown SKUs or sellers waits
     for the catalog; once `waited_s` is given (the wait is over), it is rejected for them.
     """
 
-    def rejected(reasons: list[RejectionReason]) -> OrderRejected:
-        return OrderRejected(
+    def rejected(reasons: list[RejectionReasonV2]) -> OrderRejectedV2:
+        return OrderRejectedV2(
             order_id=order_id,
             channel=received.channel,
             shop_id=received.shop_id,
@@ -117,7 +124,7 @@ def decide(
         )
 
     if not received.items:
-        return rejected([RejectionReason(code="empty_order", message="the order has no items")])
+        return rejected([RejectionReasonV2(code="empty_order", message="the order has no items")])
     # Intake refuses these since limits are checked there; events accepted before still decide cleanly.
     over_limit = limit_problems(received.items)
     if over_limit:
@@ -137,11 +144,24 @@ def decide(
             product = products.get(item.sku)
             if product is None:
                 message = f"SKU {item.sku} is not in the catalog {waited}"
-                reasons.append(RejectionReason(code="unknown_sku", message=message, sku=item.sku))
+                reasons.append(RejectionReasonV2(code="unknown_sku", message=message, sku=item.sku))
             elif product.seller_id not in sellers:
                 message = f"seller {product.seller_id} of SKU {item.sku} is unknown {waited}"
-                reasons.append(RejectionReason(code="unknown_seller", message=message, sku=item.sku))
+                reasons.append(RejectionReasonV2(code="unknown_seller", message=message, sku=item.sku))
         return rejected(reasons)
+    weights = [item.quantity * products[item.sku].unit_weight_g for item in received.items]
+    if sum(weights) > MAX_GRAMS:
+        heaviest = max(range(len(weights)), key=weights.__getitem__)
+        return rejected(
+            [
+                RejectionReasonV2(
+                    code="over_limit",
+                    message=f"total_weight_g: the order weighs {sum(weights):,} g, over the {MAX_GRAMS:,} g "
+                    f"(10 t) one order may weigh; its heaviest line is {received.items[heaviest].sku}",
+                    sku=received.items[heaviest].sku,
+                )
+            ]
+        )
     lines: list[OrderLine] = []
     for item in received.items:
         product = products[item.sku]
@@ -175,9 +195,9 @@ def decide(
     )
 
 
-def _over_limit_reason(received: OrderReceived, problem: LimitProblem) -> RejectionReason:
+def _over_limit_reason(received: OrderReceived, problem: LimitProblem) -> RejectionReasonV2:
     index = problem.loc[1] if len(problem.loc) > 1 else None
-    return RejectionReason(
+    return RejectionReasonV2(
         code="over_limit",
         message=f"{'.'.join(str(part) for part in problem.loc)}: {problem.message}",
         sku=received.items[index].sku if isinstance(index, int) else None,

@@ -12,7 +12,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from vuonminh.shared.db import BigInt
-from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReason, SalesChannel
+from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannel
 from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, UtcDatetime
 
 OrderStatus = Literal["awaiting_catalog", "placed", "rejected"]
@@ -185,6 +185,6 @@ class OrderOut(BaseModel):
     lines: list[OrderLineOut]
     total_vnd: int
     total_weight_g: int
-    rejection_reasons: list[RejectionReason]
+    rejection_reasons: list[RejectionReasonV2]
     awaiting_catalog: AwaitingCatalogOut | None = None
     conflicts: list[OrderConflictOut] = []

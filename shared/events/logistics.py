@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from vuonminh.shared.events.base import EventPayload
 from vuonminh.shared.events.orders import Buyer
 from vuonminh.shared.events.topics import Topic
-from vuonminh.shared.events.types import OrderGrams, ProvinceCode, Sku, UtcDatetime, Vnd, WardCode
+from vuonminh.shared.events.types import Grams, ProvinceCode, Sku, UtcDatetime, Vnd, WardCode
 
 Carrier = Literal["viettel_post", "ghn", "ghtk", "vnpost"]
 
@@ -34,7 +34,7 @@ class ShipmentDispatched(EventPayload):
     origin_ward_code: WardCode
     recipient: Buyer
     items: tuple[ShipmentItem, ...]
-    weight_g: OrderGrams
+    weight_g: Grams
     cod_amount_vnd: Vnd
     dispatched_at: UtcDatetime
 

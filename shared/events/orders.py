@@ -10,11 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from vuonminh.shared.events.base import EventPayload
 from vuonminh.shared.events.topics import Topic
 from vuonminh.shared.events.types import (
+    MAX_QUANTITY,
     Grams,
-    LineGrams,
-    OrderGrams,
     ProvinceCode,
-    Quantity,
     ShortText,
     Sku,
     UtcDatetime,
@@ -54,7 +52,7 @@ class Buyer(_Part):
 
 class OrderItem(_Part):
     sku: Sku
-    quantity: Quantity
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
     unit_price_vnd: Vnd
 
 
@@ -88,7 +86,7 @@ class OrderLine(_Part):
     unit_price_vnd: Vnd
     unit_weight_g: Grams
     line_total_vnd: Vnd
-    line_weight_g: LineGrams
+    line_weight_g: Grams
 
 
 class OrderPlaced(EventPayload):
@@ -105,19 +103,22 @@ class OrderPlaced(EventPayload):
     buyer: Buyer
     lines: tuple[OrderLine, ...]
     total_vnd: Vnd
-    total_weight_g: OrderGrams
+    total_weight_g: Grams
 
     def aggregate_id(self) -> str:
         return self.order_id
 
 
 class RejectionReason(_Part):
-    code: Literal["unknown_sku", "unknown_seller", "empty_order", "over_limit"]
+    code: Literal["unknown_sku", "unknown_seller", "empty_order"]
     message: str
     sku: str | None = None
 
 
 class OrderRejected(EventPayload):
+    """No longer published (see OrderRejectedV2); declared so that the events already on the
+    topic stay readable."""
+
     TYPE: ClassVar[str] = "vuonminh.orders.order_rejected.v1"
     TOPIC: ClassVar[str] = Topic.ORDERS
 
@@ -127,6 +128,31 @@ class OrderRejected(EventPayload):
     external_order_id: str
     placed_at: UtcDatetime
     reasons: tuple[RejectionReason, ...]
+
+    def aggregate_id(self) -> str:
+        return self.order_id
+
+
+class RejectionReasonV2(_Part):
+    # An open set, so that a new reason is not a new version: readers take a code they do not
+    # know as "rejected for another reason" (the message explains it).
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    message: str
+    sku: str | None = None
+
+
+class OrderRejectedV2(EventPayload):
+    """v2: the reason codes are an open set (v1's closed list had no room for `over_limit`)."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_rejected.v2"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    order_id: str
+    channel: SalesChannel
+    shop_id: str
+    external_order_id: str
+    placed_at: UtcDatetime
+    reasons: tuple[RejectionReasonV2, ...]
 
     def aggregate_id(self) -> str:
         return self.order_id

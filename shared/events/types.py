@@ -9,15 +9,13 @@ from pydantic import AfterValidator, Field, StringConstraints
 
 from vuonminh.shared.timeutil import as_utc
 
-# The limits every service agrees on. Webhook intake refuses an order beyond them (422), and the
-# weights below are derived from them, so whatever intake acknowledges fits every later event
-# and every column (money and weight columns are BIGINT: 2**63 - 1 is far above each bound).
+# The limits every service agrees on. Webhook intake refuses an order whose amounts exceed them
+# (422), and orders rejects one whose weight does (the weights come from the catalog, after
+# intake), so whatever is placed fits every later event and every column.
 MAX_VND = 10_000_000_000  # any one amount: a unit price, a line total, an order total
+MAX_GRAMS = 10_000_000  # any one weight: a unit, a line, an order, a shipment (10 t)
 MAX_QUANTITY = 10_000  # units of one order item
 MAX_ORDER_ITEMS = 200  # items of one order
-MAX_UNIT_WEIGHT_G = 10_000_000  # one unit of a product (catalog): 10 t
-MAX_LINE_WEIGHT_G = MAX_QUANTITY * MAX_UNIT_WEIGHT_G  # 10^11 g
-MAX_ORDER_WEIGHT_G = MAX_ORDER_ITEMS * MAX_LINE_WEIGHT_G  # 2 x 10^13 g, also bounds a shipment
 
 
 def _require_aware_utc(moment: datetime) -> datetime:
@@ -29,12 +27,7 @@ def _require_aware_utc(moment: datetime) -> datetime:
 UtcDatetime = Annotated[datetime, AfterValidator(_require_aware_utc)]
 # Money is whole đồng: VND has no minor unit in practice.
 Vnd = Annotated[int, Field(ge=0, le=MAX_VND)]
-# The weight of one unit of a product.
-Grams = Annotated[int, Field(ge=0, le=MAX_UNIT_WEIGHT_G)]
-# quantity x unit weight, and the sum of an order's (or a shipment's) lines.
-LineGrams = Annotated[int, Field(ge=0, le=MAX_LINE_WEIGHT_G)]
-OrderGrams = Annotated[int, Field(ge=0, le=MAX_ORDER_WEIGHT_G)]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+Grams = Annotated[int, Field(ge=0, le=MAX_GRAMS)]
 ProvinceCode = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
 WardCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$")]
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from vuonminh.shared import db
-from vuonminh.shared.events.types import MAX_ORDER_ITEMS, MAX_ORDER_WEIGHT_G, MAX_QUANTITY, MAX_UNIT_WEIGHT_G, MAX_VND
+from vuonminh.shared.events.types import MAX_GRAMS, MAX_ORDER_ITEMS, MAX_QUANTITY, MAX_VND
 from vuonminh.shared.testing import (
     TEST_SECRET,
     TEST_SECRETS_KEY,
@@ -25,12 +25,8 @@ from vuonminh.shared.testing import (
 
 pytestmark = pytest.mark.integration
 
-HEAVIEST_PRODUCT = {
-    "sku": "NANG-NHAT",
-    "seller_id": "co-ba-hong",
-    "name": "Hàng nặng nhất",
-    "unit_weight_g": MAX_UNIT_WEIGHT_G,
-}
+# 200 lines of 10,000 sachets of 5 g: at the money and the weight limits at once.
+SACHET = {"sku": "CHE-GOI-5G", "seller_id": "co-ba-hong", "name": "Chè gói 5 g", "unit_weight_g": 5}
 
 
 async def _post(client: httpx.AsyncClient, body: dict, secret: str = TEST_SECRET) -> httpx.Response:
@@ -44,20 +40,23 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
     async with httpx.AsyncClient(base_url=stack["orders"].url, timeout=30) as orders:
         # The catalog late: the order names a product catalog has not listed yet.
         unit_price = MAX_VND // (MAX_ORDER_ITEMS * MAX_QUANTITY)
-        item = {"sku": HEAVIEST_PRODUCT["sku"], "quantity": MAX_QUANTITY, "unit_price_vnd": unit_price}
+        item = {"sku": SACHET["sku"], "quantity": MAX_QUANTITY, "unit_price_vnd": unit_price}
         assert (await _post(orders, order_body("BIG-1", items=[item] * MAX_ORDER_ITEMS))).status_code == 202
 
         async def parked() -> bool:
-            return await count_rows("SELECT count(*) FROM orders.order_catalog_waits WHERE ref = 'NANG-NHAT'") == 1
+            return await count_rows("SELECT count(*) FROM orders.order_catalog_waits WHERE ref = 'CHE-GOI-5G'") == 1
 
         await eventually(parked, timeout_s=30)
         async with httpx.AsyncClient(base_url=stack["catalog"].url) as catalog:
-            assert (await catalog.post("/v1/products", json=HEAVIEST_PRODUCT)).status_code == 201
+            assert (await catalog.post("/v1/products", json=SACHET)).status_code == 201
 
         # Over the limits: refused at once, naming the field.
         line_over = order_body("BIG-2", items=[{"sku": "KHOAI-SAM-5KG", "quantity": 2001, "unit_price_vnd": 5_000_001}])
         total_over = order_body("BIG-3", items=[{"sku": "CHE-200", "quantity": 1, "unit_price_vnd": MAX_VND}] * 2)
         refused = [await _post(orders, body) for body in (line_over, total_over)]
+        # Within the money limits, 2,001 bags of 5 kg weigh over 10 t: rejected with its reason.
+        too_heavy = [{"sku": "KHOAI-SAM-5KG", "quantity": 2001, "unit_price_vnd": 175000}]
+        assert (await _post(orders, order_body("HEAVY-1", items=too_heavy))).status_code == 202
         assert [r.status_code for r in refused] == [422, 422]
         assert [r.json()["detail"][0]["loc"] for r in refused] == [["items", 0, "unit_price_vnd"], ["items"]]
 
@@ -86,14 +85,12 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
         await count_rows(
             "SELECT count(*) FROM orders.orders WHERE total_vnd = $1 AND total_weight_g = $2",
             MAX_VND,
-            MAX_ORDER_WEIGHT_G,
+            MAX_GRAMS,
         )
         == 1
     )
-    assert await count_rows("SELECT count(*) FROM logistics.shipments WHERE weight_g = $1", MAX_ORDER_WEIGHT_G) == 1
-    assert (
-        await count_rows("SELECT count(*) FROM analytics.shipment_facts WHERE weight_g = $1", MAX_ORDER_WEIGHT_G) == 1
-    )
+    assert await count_rows("SELECT count(*) FROM logistics.shipments WHERE weight_g = $1", MAX_GRAMS) == 1
+    assert await count_rows("SELECT count(*) FROM analytics.shipment_facts WHERE weight_g = $1", MAX_GRAMS) == 1
 
     async def collisions_apart() -> bool:
         return await count_rows("SELECT count(*) FROM orders.orders WHERE shop_id IN ('a', 'a:b')") == 2
@@ -101,6 +98,12 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
     await eventually(collisions_apart, timeout_s=30)
     assert await count_rows("SELECT count(DISTINCT id) FROM orders.orders WHERE shop_id IN ('a', 'a:b')") == 2
     assert await count_rows("SELECT count(*) FROM orders.orders WHERE external_order_id IN ('BIG-2', 'BIG-3')") == 0
+
+    async def heavy_rejected() -> bool:
+        query = "SELECT count(*) FROM orders.orders WHERE external_order_id = 'HEAVY-1' AND status = 'rejected'"
+        return await count_rows(query) == 1
+
+    await eventually(heavy_rejected, timeout_s=30)
 
 
 async def test_revision_0002_keeps_the_orders_stored_before_it_on_postgres(database_url):

@@ -10,9 +10,9 @@ from vuonminh.orders.domain import (
     order_content,
     order_id_for,
 )
-from vuonminh.shared.events import OrderItem, OrderPlaced, OrderReceived, OrderRejected
+from vuonminh.shared.events import OrderItem, OrderPlaced, OrderReceived, OrderRejectedV2
 from vuonminh.shared.events.orders import order_key
-from vuonminh.shared.events.types import MAX_ORDER_ITEMS, MAX_ORDER_WEIGHT_G, MAX_QUANTITY, MAX_UNIT_WEIGHT_G, MAX_VND
+from vuonminh.shared.events.types import MAX_GRAMS, MAX_ORDER_ITEMS, MAX_QUANTITY, MAX_VND
 from vuonminh.shared.testing import order_body
 from vuonminh.shared.timeutil import utc_now
 
@@ -95,14 +95,14 @@ def test_once_the_wait_is_over_missing_skus_and_sellers_reject_the_order_with_re
 
     outcome = decide(received, order_id=ORDER_ID, products=PRODUCTS, sellers={"s1": SELLERS["s1"]}, waited_s=3600)
 
-    assert isinstance(outcome, OrderRejected)
+    assert isinstance(outcome, OrderRejectedV2)
     assert [(r.code, r.sku) for r in outcome.reasons] == [("unknown_sku", "FAKE-1"), ("unknown_seller", "CHE-200")]
     assert "after waiting 3600 s" in outcome.reasons[0].message
 
 
 def test_an_empty_order_is_rejected_at_once():
     outcome = decide(_received([]), order_id=ORDER_ID, products=PRODUCTS, sellers=SELLERS)
-    assert isinstance(outcome, OrderRejected) and outcome.reasons[0].code == "empty_order"
+    assert isinstance(outcome, OrderRejectedV2) and outcome.reasons[0].code == "empty_order"
 
 
 def test_an_over_limit_order_already_in_the_log_is_rejected_not_crashed():
@@ -111,7 +111,7 @@ def test_an_over_limit_order_already_in_the_log_is_rejected_not_crashed():
 
     outcome = decide(received, order_id=ORDER_ID, products=PRODUCTS, sellers=SELLERS)
 
-    assert isinstance(outcome, OrderRejected)
+    assert isinstance(outcome, OrderRejectedV2)
     assert {(r.code, r.sku) for r in outcome.reasons} == {("over_limit", "MIEN-DONG-500"), ("over_limit", None)}
     assert "items.0.unit_price_vnd" in outcome.reasons[0].message
 
@@ -130,20 +130,31 @@ def test_line_and_order_totals_are_checked_against_the_money_limit():
     assert [p.loc for p in limit_problems(total_over)] == [("items",)]
 
 
-def test_the_heaviest_acceptable_order_fits_the_order_events():
-    """200 lines of 10,000 units of the heaviest product the catalog takes, at the money limit."""
-    heavy = {"HEAVY": CatalogProduct(sku="HEAVY", name="nặng", seller_id="s1", unit_weight_g=MAX_UNIT_WEIGHT_G)}
+def test_the_largest_acceptable_order_fits_the_order_events():
+    """200 lines of 10,000 units, at the money limit and the weight limit."""
+    sachet = {"CHE-GOI-5G": CatalogProduct(sku="CHE-GOI-5G", name="Chè gói 5 g", seller_id="s1", unit_weight_g=5)}
     unit_price = MAX_VND // (MAX_ORDER_ITEMS * MAX_QUANTITY)
-    items = [{"sku": "HEAVY", "quantity": MAX_QUANTITY, "unit_price_vnd": unit_price}] * MAX_ORDER_ITEMS
+    items = [{"sku": "CHE-GOI-5G", "quantity": MAX_QUANTITY, "unit_price_vnd": unit_price}] * MAX_ORDER_ITEMS
     received = _received(items)
     assert limit_problems(received.items) == []
 
-    outcome = decide(received, order_id=ORDER_ID, products=heavy, sellers=SELLERS)
+    outcome = decide(received, order_id=ORDER_ID, products=sachet, sellers=SELLERS)
 
     assert isinstance(outcome, OrderPlaced)
-    assert outcome.total_vnd == MAX_VND
-    assert outcome.total_weight_g == MAX_ORDER_WEIGHT_G
+    assert (outcome.total_vnd, outcome.total_weight_g) == (MAX_VND, MAX_GRAMS)
     assert OrderPlaced.model_validate_json(outcome.model_dump_json()) == outcome
+
+
+def test_an_order_heavier_than_the_weight_limit_is_rejected_with_a_reason():
+    # 2,001 bags of 5 kg: 10,005 kg, which no event or shipment of one order may carry.
+    bags = {"KHOAI-5KG": CatalogProduct(sku="KHOAI-5KG", name="Khoai 5 kg", seller_id="s1", unit_weight_g=5000)}
+    received = _received([{"sku": "KHOAI-5KG", "quantity": 2001, "unit_price_vnd": 175000}])
+
+    outcome = decide(received, order_id=ORDER_ID, products=bags, sellers=SELLERS)
+
+    assert isinstance(outcome, OrderRejectedV2)
+    assert [(r.code, r.sku) for r in outcome.reasons] == [("over_limit", "KHOAI-5KG")]
+    assert "10,005,000 g, over the 10,000,000 g" in outcome.reasons[0].message
 
 
 def test_order_keys_cannot_collide_across_the_separator():

@@ -2,28 +2,17 @@
 
 import pytest
 
-from vuonminh.shared.events.types import (
-    MAX_ORDER_ITEMS,
-    MAX_ORDER_WEIGHT_G,
-    MAX_QUANTITY,
-    MAX_UNIT_WEIGHT_G,
-    MAX_VND,
-)
+from vuonminh.shared.events.types import MAX_GRAMS, MAX_ORDER_ITEMS, MAX_QUANTITY, MAX_VND
 from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 from vuonminh.shared.timeutil import utc_now, vietnam_day
 
-HEAVIEST_PRODUCT = {
-    "sku": "NANG-NHAT",
-    "seller_id": "co-ba-hong",
-    "name": "Khối hàng nặng nhất catalog nhận",
-    "unit_weight_g": MAX_UNIT_WEIGHT_G,
-}
+# 200 lines of 10,000 sachets of 5 g: the order is at the money and the weight limits at once.
+SACHET = {"sku": "CHE-GOI-5G", "seller_id": "co-ba-hong", "name": "Chè gói 5 g", "unit_weight_g": 5}
 
 
 def largest_order(order_id: str) -> dict:
-    """200 lines of 10,000 units of the heaviest product, adding up to exactly the money limit."""
     unit_price = MAX_VND // (MAX_ORDER_ITEMS * MAX_QUANTITY)
-    item = {"sku": HEAVIEST_PRODUCT["sku"], "quantity": MAX_QUANTITY, "unit_price_vnd": unit_price}
+    item = {"sku": SACHET["sku"], "quantity": MAX_QUANTITY, "unit_price_vnd": unit_price}
     return order_body(order_id, items=[item] * MAX_ORDER_ITEMS)
 
 
@@ -37,7 +26,7 @@ async def client(tmp_path):
 @pytest.mark.parametrize(
     ("items", "loc", "fragment"),
     [
-        # 2,001 bags: fine; at 5,000,001 VND each the line is over 10^10 VND.
+        # 2,001 bags at 5,000,001 VND each: the line is over 10^10 VND.
         (
             [{"sku": "KHOAI-SAM-5KG", "quantity": 2001, "unit_price_vnd": 5_000_001}],
             ["items", 0, "unit_price_vnd"],
@@ -69,7 +58,7 @@ async def test_amounts_over_the_limits_get_422_naming_the_field(client, items, l
 
 
 async def test_the_largest_acceptable_order_is_stored_shipped_and_counted(client):
-    assert (await client.post("/v1/products", json=HEAVIEST_PRODUCT)).status_code == 201
+    assert (await client.post("/v1/products", json=SACHET)).status_code == 201
     # orders learns the product asynchronously; an order arriving first would wait for it anyway.
     raw = encode(largest_order("LIM-MAX"))
 
@@ -82,7 +71,7 @@ async def test_the_largest_acceptable_order_is_stored_shipped_and_counted(client
 
     order = await eventually(placed)
     assert order["total_vnd"] == MAX_VND
-    assert order["total_weight_g"] == MAX_ORDER_WEIGHT_G
+    assert order["total_weight_g"] == MAX_GRAMS
     assert len(order["lines"]) == MAX_ORDER_ITEMS
 
     async def shipment():
@@ -90,7 +79,7 @@ async def test_the_largest_acceptable_order_is_stored_shipped_and_counted(client
         return found[0] if found else None
 
     shipped = await eventually(shipment)
-    assert shipped["weight_g"] == MAX_ORDER_WEIGHT_G and shipped["cod_amount_vnd"] == MAX_VND
+    assert shipped["weight_g"] == MAX_GRAMS and shipped["cod_amount_vnd"] == MAX_VND
 
     today = vietnam_day(utc_now()).isoformat()
 
@@ -99,4 +88,18 @@ async def test_the_largest_acceptable_order_is_stored_shipped_and_counted(client
         return kpis if kpis["shipments"] == 1 else None
 
     kpis = await eventually(counted)
-    assert (kpis["orders"], kpis["gmv_vnd"], kpis["kg_sold"]) == (1, MAX_VND, MAX_ORDER_WEIGHT_G / 1000)
+    assert (kpis["orders"], kpis["gmv_vnd"], kpis["kg_sold"]) == (1, MAX_VND, MAX_GRAMS / 1000)
+
+
+async def test_an_order_over_the_weight_limit_is_rejected_with_its_reason_not_dead_lettered(client):
+    # 2,001 bags of 5 kg, well within the money limits: 202, then rejected, 10,005 kg being over 10 t.
+    raw = encode(order_body("LIM-HEAVY", items=[{"sku": "KHOAI-SAM-5KG", "quantity": 2001, "unit_price_vnd": 175000}]))
+    assert (await client.post("/v1/webhooks/direct", content=raw, headers=signed_headers(raw))).status_code == 202
+
+    async def rejected():
+        found = (await client.get("/v1/orders", params={"order_id": "LIM-HEAVY"})).json()
+        return found[0] if found and found[0]["status"] == "rejected" else None
+
+    reason = (await eventually(rejected))["rejection_reasons"][0]
+    assert (reason["code"], reason["sku"]) == ("over_limit", "KHOAI-SAM-5KG")
+    assert "10,005,000 g" in reason["message"]
