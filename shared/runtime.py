@@ -75,7 +75,7 @@ class ServiceRuntime:
         self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
         if self.consumer:
             self._tasks.append(asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer"))
-        for job in self.spec.background:
+        for job in (*self.spec.background, *self.spec.api_background):
             name = f"{self.name}-{getattr(job, '__name__', 'background')}"
             self._tasks.append(asyncio.create_task(job(self), name=name))
 

@@ -16,8 +16,8 @@ from vuonminh.shared.outbox import outbox_table
 if TYPE_CHECKING:
     from vuonminh.shared.runtime import ServiceRuntime
 
-# A loop the service runs beside its consumer (e.g. a periodic sweep): started with the service,
-# cancelled when it stops. It must survive its own errors: if it returns or raises, /healthz fails.
+# A loop a service runs in the background: started with the service, cancelled when it stops.
+# It must survive its own errors: if it returns or raises, /healthz fails.
 BackgroundJob = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
 
@@ -31,7 +31,10 @@ class ServiceSpec:
     subscriptions: Mapping[str, Mapping[str, Handler]] = field(default_factory=dict)
     # Bodies that routes read raw (a signature covers their bytes), named in the API docs.
     raw_body_models: tuple[type[BaseModel], ...] = ()
+    # Loops beside the consumer (the worker part, e.g. a periodic sweep) ...
     background: tuple[BackgroundJob, ...] = ()
+    # ... and loops the HTTP API needs (e.g. a cache its routes read).
+    api_background: tuple[BackgroundJob, ...] = ()
 
     def __post_init__(self) -> None:
         # Every service's database holds its outbox and its inbox beside its business tables,

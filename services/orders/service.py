@@ -16,5 +16,6 @@ SERVICE = ServiceSpec(
         Topic.ORDERS_INTAKE: {OrderReceived.TYPE: handlers.on_order_received},
     },
     raw_body_models=(DirectOrderWebhook,),
-    background=(handlers.sweep_orders_awaiting_catalog, shops.refresh_shop_secrets, intake.hold_lookup_connections),
+    background=(handlers.sweep_orders_awaiting_catalog,),
+    api_background=(shops.refresh_shop_secrets, intake.hold_lookup_connections),
 )

@@ -272,6 +272,12 @@ def registry_of(runtime: ServiceRuntime) -> ShopRegistry:
 async def refresh_shop_secrets(runtime: ServiceRuntime) -> None:
     """Background loop: keeps the in-memory copy of the shops' secrets fresh."""
     registry = registry_of(runtime)
+    if runtime.settings.direct_secret:
+        log.warning(
+            "orders.deprecated_direct_secret",
+            hint="VUONMINH_DIRECT_SECRET signs for every unregistered shop; register shops (vuonminh shops add) "
+            "and unset it",
+        )
     while True:
         try:
             await registry.reload()
