@@ -1,6 +1,6 @@
 # One image for all four services; pick one with the command:
 #   docker run ... vuonminh serve catalog|orders|logistics|analytics
-# Needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (and VUONMINH_DIRECT_SECRET for orders).
+# Needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL (and VUONMINH_SECRETS_KEY for orders).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

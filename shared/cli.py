@@ -4,30 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
 from pathlib import Path
 
 import uvicorn
 
+from vuonminh.orders.operator import add_shops_command
 from vuonminh.shared.app import create_app
 from vuonminh.shared.logging import configure_logging
 from vuonminh.shared.runtime import ROLES, SERVICE_NAMES, Platform, embedded_platform, kafka_platform
 from vuonminh.shared.settings import Settings, get_settings
-
-
-def _direct_secret(settings: Settings, data_dir: Path) -> tuple[str, bool]:
-    """VUONMINH_DIRECT_SECRET, else one generated once and kept in the data dir across restarts."""
-    if settings.direct_secret:
-        return settings.direct_secret, False
-    path = data_dir / "direct-secret"
-    if path.exists():
-        return path.read_text().strip(), True
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(24)
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
-    return secret, True
 
 
 def _this_command() -> str:
@@ -41,62 +27,104 @@ def _serve(app: object, host: str, port: int) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from vuonminh.orders.shops import secrets_key_for
+
     settings = get_settings()
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
-    secret, generated = _direct_secret(settings, data_dir)
-    settings.direct_secret = secret
+    # The key that encrypts shops' webhook secrets: VUONMINH_SECRETS_KEY, else kept in the data dir.
+    settings.secrets_key = secrets_key_for(settings, data_dir)
     platform = embedded_platform(settings, data_dir)
     base_url = f"http://{args.host}:{args.port}"
-
-    secret_origin = "generated, kept in the data dir" if generated else "VUONMINH_DIRECT_SECRET"
+    command = _this_command()
 
     async def on_started(started: Platform) -> None:
         await started.wait_connected()
+        shop_secrets: dict[str, str] = {}
         if args.demo:
-            from vuonminh.shared.demo import load_demo_catalog
+            from vuonminh.shared.demo import load_demo_catalog, register_demo_shops
 
             sellers, products = await load_demo_catalog(started)
             print(f"Demo catalog loaded: {sellers} new sellers, {products} new products.", file=sys.stderr)
-        print(
-            "\n".join(
-                [
-                    "",
-                    "VươnMình is running (embedded: one process, SQLite files and a local log in "
-                    f"{data_dir.resolve()})",
-                    f"  API docs      {base_url}/docs",
-                    f"  Webhook       POST {base_url}/v1/webhooks/direct",
-                    f"  Orders        {base_url}/v1/orders",
-                    f"  Sellers       {base_url}/v1/sellers",
-                    f"  Shipments     {base_url}/v1/shipments?order_id=<id>",
-                    f"  KPIs          {base_url}/v1/kpis/communes/03390?from=2026-01-01&to=2026-12-31",
-                    f"  Readiness     {base_url}/readyz",
-                    f"  Webhook secret ({secret_origin}): {secret}",
-                    "  Send signed demo orders from another terminal:",
-                    f"    {_this_command()} send-orders --url {base_url} --secret {secret} --count 20",
-                    "",
-                ]
-            ),
-            file=sys.stderr,
-            flush=True,
-        )
+            # With the deprecated global secret set, the demo shops stay unregistered and sign with it.
+            if not settings.direct_secret:
+                shop_secrets = await register_demo_shops(started)
+        lines = [
+            "",
+            f"VươnMình is running (embedded: one process, SQLite files and a local log in {data_dir.resolve()})",
+            f"  API docs      {base_url}/docs",
+            f"  Webhook       POST {base_url}/v1/webhooks/direct",
+            f"  Orders        {base_url}/v1/orders",
+            f"  Sellers       {base_url}/v1/sellers",
+            f"  Shipments     {base_url}/v1/shipments?order_id=<id>",
+            f"  KPIs          {base_url}/v1/kpis/communes/03390?from=2026-01-01&to=2026-12-31",
+            f"  Readiness     {base_url}/readyz",
+        ]
+        if shop_secrets:
+            lines += ["  Demo shops and their webhook secrets:"]
+            lines += [f"    {shop}  {secret}" for shop, secret in shop_secrets.items()]
+            shop_flags = " ".join(f"--shop {shop}={secret}" for shop, secret in shop_secrets.items())
+            lines += [
+                "  Send signed demo orders from another terminal:",
+                f"    {command} send-orders --url {base_url} {shop_flags} --count 20",
+            ]
+        if settings.direct_secret:
+            lines += [
+                "  VUONMINH_DIRECT_SECRET is set (deprecated): it signs for every shop that is not registered.",
+                f"    {command} send-orders --url {base_url} --secret <VUONMINH_DIRECT_SECRET> --count 20",
+            ]
+        if not shop_secrets:
+            lines += [
+                "  Register a shop (prints its webhook secret once):",
+                f"    {command} shops add <shop_id> --data-dir {data_dir}",
+            ]
+        print("\n".join([*lines, ""]), file=sys.stderr, flush=True)
 
     _serve(create_app(platform, on_started=on_started), args.host, args.port)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     settings = get_settings()
-    if args.service == "orders" and args.role != "worker" and not settings.direct_secret:
-        raise SystemExit("orders needs VUONMINH_DIRECT_SECRET: the secret shops sign direct webhooks with")
+    if args.service == "orders" and args.role != "worker":
+        _check_orders_secrets(settings)
     _serve(create_app(kafka_platform(settings, [args.service], role=args.role)), args.host, args.port)
+
+
+def _check_orders_secrets(settings: Settings) -> None:
+    from vuonminh.orders.shops import SecretBox, SecretsKeyMissing
+
+    if not settings.secrets_key and not settings.direct_secret:
+        raise SystemExit(
+            "orders needs VUONMINH_SECRETS_KEY, the Fernet key that encrypts shops' webhook secrets "
+            "(see `vuonminh shops`), or the deprecated VUONMINH_DIRECT_SECRET"
+        )
+    try:
+        SecretBox(settings.secrets_key)
+    except SecretsKeyMissing as error:
+        raise SystemExit(str(error)) from None
+
+
+def _shop_secrets(pairs: list[str]) -> dict[str, str]:
+    secrets_by_shop = {}
+    for pair in pairs:
+        shop, separator, secret = pair.partition("=")
+        if not separator or not shop or not secret:
+            raise SystemExit(f"--shop takes SHOP_ID=SECRET, got {pair!r}")
+        secrets_by_shop[shop] = secret
+    return secrets_by_shop
 
 
 def cmd_send_orders(args: argparse.Namespace) -> None:
     from vuonminh.shared.sender import send_orders
 
+    shop_secrets = _shop_secrets(args.shop or [])
+    secret = args.secret or get_settings().direct_secret
+    if not shop_secrets and not secret:
+        raise SystemExit("send-orders needs --shop SHOP_ID=SECRET (vuonminh shops add prints one), or --secret")
     report = asyncio.run(
         send_orders(
             base_url=args.url,
-            secret=args.secret or get_settings().direct_secret or "",
+            secret=secret,
+            shop_secrets=shop_secrets,
             count=args.count,
             concurrency=args.concurrency,
             run_id=args.run_id,
@@ -171,7 +199,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     send = commands.add_parser("send-orders", help="send signed demo orders to a running platform")
     send.add_argument("--url", default="http://127.0.0.1:8000")
-    send.add_argument("--secret", help="the webhook secret (default: VUONMINH_DIRECT_SECRET)")
+    send.add_argument(
+        "--shop",
+        action="append",
+        metavar="SHOP_ID=SECRET",
+        help="a shop to send as, with its webhook secret (repeat for several; orders are spread over them)",
+    )
+    send.add_argument(
+        "--secret", help="deprecated: one secret for unregistered shops (default: VUONMINH_DIRECT_SECRET)"
+    )
     send.add_argument("--count", type=int, default=20)
     send.add_argument("--concurrency", type=int, default=8)
     send.add_argument("--run-id", help="prefix of the shop order ids (default: demo-<unix time>)")
@@ -179,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--livestream-id")
     send.add_argument("--retries", type=int, default=3, help="retries per order on a non-2xx reply")
     send.set_defaults(func=cmd_send_orders)
+
+    add_shops_command(commands)
     return parser
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -81,6 +81,8 @@ class ServiceRuntime:
                 hold_s=settings.unknown_type_hold_s,
             )
         self._tasks: list[asyncio.Task[None]] = []
+        # What a service keeps in memory for this runtime (e.g. orders' cache of shop secrets).
+        self.state: dict[str, Any] = {}
 
     @property
     def runs_api(self) -> bool:
@@ -91,8 +93,16 @@ class ServiceRuntime:
         return self.role in ("worker", "all")
 
     async def migrate(self) -> None:
-        """Brings the database to head, waiting for it if it is not up yet."""
+        """Brings the database to head, waiting for it if it is not up yet, then starts the loops
+        the API needs (they do not wait for the log)."""
         await until_done("migrate", lambda: db.migrate(self.engine, self.spec.metadata, service=self.name))
+        if self.runs_api:
+            self._start_jobs(self.spec.api_background)
+
+    def _start_jobs(self, jobs: tuple) -> None:
+        for job in jobs:
+            name = f"{self.name}-{getattr(job, '__name__', 'background')}"
+            self._tasks.append(asyncio.create_task(job(self), name=name))
 
     async def connect(self) -> None:
         """Connects to the log (waiting while it is down), then starts the background loops."""
@@ -102,6 +112,8 @@ class ServiceRuntime:
             self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
         if self.consumer:
             self._tasks.append(asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer"))
+        if self.runs_workers:
+            self._start_jobs(self.spec.background)
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -47,7 +47,8 @@ class SendReport:
 async def send_orders(
     *,
     base_url: str,
-    secret: str,
+    secret: str | None = None,
+    shop_secrets: dict[str, str] | None = None,
     count: int,
     concurrency: int = 8,
     run_id: str | None = None,
@@ -59,11 +60,20 @@ async def send_orders(
 ) -> SendReport:
     """Posts `count` orders; with `retries`, a failed delivery is retried as a shop would.
 
-    Pass `report` to watch it fill while the orders go out.
+    With `shop_secrets` (shop id -> its webhook secret) the orders are spread over those shops,
+    each signed with its own shop's secret; else they come from the demo shops, signed with the
+    one deprecated global `secret`. Pass `report` to watch it fill while the orders go out.
     """
+    if not shop_secrets and not secret:
+        raise ValueError("send_orders needs shop_secrets (a secret per shop) or the global secret")
     run_id = run_id or f"demo-{int(time.time())}"
     rng = random.Random(seed)
-    bodies = [demo_order(i, rng=rng, run_id=run_id, livestream_id=livestream_id) for i in range(count)]
+    shops = sorted(shop_secrets) if shop_secrets else None
+    bodies = [demo_order(i, rng=rng, run_id=run_id, livestream_id=livestream_id, shops=shops) for i in range(count)]
+
+    def secret_for(body: dict) -> str:
+        return shop_secrets[body["shop_id"]] if shop_secrets else secret  # type: ignore[return-value]
+
     report = report if report is not None else SendReport()
     next_index = 0
     started = time.perf_counter()
@@ -76,12 +86,13 @@ async def send_orders(
             next_index += 1
             raw = json.dumps(body, ensure_ascii=False).encode()
             for attempt in range(retries + 1):
+                signature = sign_body(raw, secret_for(body))
                 sent_at = time.perf_counter()
                 try:
                     response = await client.post(
                         "/v1/webhooks/direct",
                         content=raw,
-                        headers={"content-type": "application/json", "X-VuonMinh-Signature": sign_body(raw, secret)},
+                        headers={"content-type": "application/json", "X-VuonMinh-Signature": signature},
                     )
                     status = str(response.status_code)
                 except httpx.HTTPError as error:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel
@@ -11,6 +12,13 @@ from sqlalchemy import MetaData, Table
 
 from vuonminh.shared.inbox import Handler, processed_events_table
 from vuonminh.shared.outbox import outbox_table
+
+if TYPE_CHECKING:
+    from vuonminh.shared.runtime import ServiceRuntime
+
+# A loop a service runs in the background: started with the service, cancelled when it stops.
+# It must survive its own errors: if it returns or raises, /healthz fails.
+BackgroundJob = Callable[["ServiceRuntime"], Coroutine[Any, Any, None]]
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,10 @@ class ServiceSpec:
     raw_body_models: tuple[type[BaseModel], ...] = ()
     # What the HTTP API needs to serve (readiness of the api part): "database" and/or "log".
     api_needs: frozenset[str] = frozenset({"database"})
+    # Loops beside the consumer (the worker part, e.g. a periodic sweep) ...
+    background: tuple[BackgroundJob, ...] = ()
+    # ... and loops the HTTP API needs (e.g. a cache its routes read).
+    api_background: tuple[BackgroundJob, ...] = ()
 
     def __post_init__(self) -> None:
         # Every service's database holds its outbox and its inbox beside its business tables,

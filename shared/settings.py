@@ -17,7 +17,21 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL"))
     # Embedded mode keeps one SQLite file per service plus the local log here.
     data_dir: Path = Field(default=Path(".vuonminh"), validation_alias="VUONMINH_DATA_DIR")
+    # Deprecated: one secret for every shop of the direct channel, used only for shops that are
+    # not registered (`vuonminh shops add`) and only when set explicitly.
     direct_secret: str | None = Field(default=None, validation_alias="VUONMINH_DIRECT_SECRET")
+    # Fernet key(s) that encrypt shops' webhook secrets at rest, comma-separated: the first
+    # encrypts, every one decrypts (key rotation). `vuonminh run` generates one into the data dir.
+    secrets_key: str | None = Field(default=None, validation_alias="VUONMINH_SECRETS_KEY")
+    # How often orders reloads its in-memory copy of the shops' secrets from its database.
+    shop_refresh_s: float = Field(default=30.0, gt=0, validation_alias="VUONMINH_SHOP_REFRESH_S")
+    # Webhook intake looks the order up (409 when already stored with other content) for at
+    # most this long; when the database is slow or down it skips the check and still accepts.
+    intake_lookup_timeout_s: float = Field(default=0.5, gt=0, validation_alias="VUONMINH_INTAKE_LOOKUP_TIMEOUT_S")
+    # An order naming a SKU or seller that orders' copy of the catalog lacks waits this long for
+    # catalog's event, then is rejected; the sweep that decides it runs every catalog_sweep_s.
+    catalog_wait_s: float = Field(default=3600.0, ge=0, validation_alias="VUONMINH_CATALOG_WAIT_S")
+    catalog_sweep_s: float = Field(default=30.0, gt=0, validation_alias="VUONMINH_CATALOG_SWEEP_S")
     # Reject webhooks signed longer ago than this (replay window), or this far in the future.
     signature_tolerance_s: int = Field(default=300, validation_alias="VUONMINH_SIGNATURE_TOLERANCE_S")
     # Prefix of every Kafka topic and consumer group: lets environments (or test runs) share

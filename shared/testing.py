@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +20,11 @@ from vuonminh.shared.runtime import Platform, embedded_platform
 from vuonminh.shared.settings import Settings
 
 T = TypeVar("T")
+# The deprecated global direct-channel secret (VUONMINH_DIRECT_SECRET): it signs for every shop
+# that is not registered, which keeps tests about other things short.
 TEST_SECRET = "test-direct-secret"
+# A fixed Fernet key for the shops' secrets at rest (VUONMINH_SECRETS_KEY); tests only.
+TEST_SECRETS_KEY = "hcFW7IUv7fHaTfsHlbqUdJTqnXllTX2lA2gSFnFFpNU="
 
 
 async def eventually(
@@ -68,7 +73,8 @@ def encode(body: dict) -> bytes:
 @asynccontextmanager
 async def embedded_client(data_dir: Path, **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
     """The whole embedded platform in this event loop, with an HTTP client on its ASGI app."""
-    platform = embedded_platform(Settings(direct_secret=TEST_SECRET, **settings), data_dir)
+    settings = {"direct_secret": TEST_SECRET, "secrets_key": TEST_SECRETS_KEY, **settings}
+    platform = embedded_platform(Settings(**settings), data_dir)
     app = create_app(platform)
     async with app.router.lifespan_context(app):
         await platform.wait_connected()
@@ -124,6 +130,19 @@ async def seed_catalog(client: httpx.AsyncClient, platform: Platform | None = No
         from vuonminh.shared.demo import wait_until_orders_know_products
 
         await wait_until_orders_know_products(platform, len(products), timeout_s=15)
+
+
+async def register_shop(platform: Platform, shop_id: str, *, seller_id: str | None = None) -> str:
+    """Registers a shop with orders (as `vuonminh shops add` does) and returns its new secret."""
+    from vuonminh.orders import shops
+
+    orders = platform.service("orders")
+    async with orders.unit_of_work() as uow:
+        secret = await shops.add_shop(
+            uow.session, shops.SecretBox(orders.settings.secrets_key), shop_id=shop_id, seller_id=seller_id
+        )
+    await shops.registry_of(orders).reload()  # a change made in this process is seen at once
+    return secret
 
 
 def free_port() -> int:
@@ -216,13 +235,96 @@ class VuonminhProcess:
         """Sum of a Prometheus counter's samples matching the labels."""
         async with httpx.AsyncClient(timeout=5) as client:
             text = (await client.get(f"{self.url}/metrics")).text
-        total = 0.0
-        for line in text.splitlines():
-            if not line.startswith(name + "{"):
-                continue
-            if all(f'{key}="{value}"' in line for key, value in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return metric_value(text, name, **labels)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of metric `name` matching the labels, in a /metrics text."""
+    total = 0.0
+    for line in text.splitlines():
+        if not (line.startswith(name + "{") or line.startswith(name + " ")):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def migrate_to(engine: Any, service: str, metadata: Any, revision: str) -> None:
+    """Upgrades a service's database to one revision (to test the data migrations after it)."""
+    from alembic import command
+
+    from vuonminh.shared.migrations import alembic_config
+
+    async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{service}"')
+        await conn.run_sync(lambda c: command.upgrade(alembic_config(service, metadata, c), revision))
+
+
+async def check_orders_upgrade_keeps_stored_orders(engine: Any) -> None:
+    """orders' revision 0002 on a database holding an order stored under 0001: the order keeps its
+    id, gets its items back from its lines, and its amounts take values over 32 bits."""
+    import sqlalchemy as sa
+    from sqlmodel.sql.sqltypes import UTCDateTime
+
+    from vuonminh.orders.handlers import find_order, received_from
+    from vuonminh.orders.models import Order
+    from vuonminh.shared import db
+    from vuonminh.shared.runtime import load_service
+
+    metadata = load_service("orders").metadata
+    await migrate_to(engine, "orders", metadata, "0001")
+    moment = datetime(2026, 11, 20, 2, 15, tzinfo=UTC)
+    order_columns = (
+        "id", "channel", "shop_id", "external_order_id", "status", "livestream_id", "payment_method", "buyer_name",
+        "buyer_phone", "buyer_province_code", "buyer_ward_code", "buyer_address_line", "total_vnd", "total_weight_g",
+    )  # fmt: skip
+    orders = sa.table(
+        "orders",
+        *(sa.column(name) for name in order_columns),
+        sa.column("rejection_reasons", sa.JSON()),
+        *(sa.column(name, UTCDateTime()) for name in ("placed_at", "received_at", "created_at")),
+    )
+    line_columns = (
+        "order_id", "line_no", "sku", "product_name", "seller_id", "seller_province_code", "seller_ward_code",
+        "quantity", "unit_price_vnd", "unit_weight_g", "line_total_vnd", "line_weight_g",
+    )  # fmt: skip
+    lines = sa.table("order_lines", *(sa.column(name) for name in line_columns))
+    buyer = order_body()["buyer"]
+    async with engine.begin() as conn:
+        await conn.execute(
+            orders.insert().values(
+                id="legacy-1", channel="direct", shop_id="shop one", external_order_id="TT 1", status="placed",
+                livestream_id=None, payment_method="cod", buyer_name=buyer["name"], buyer_phone=buyer["phone"],
+                buyer_province_code="01", buyer_ward_code="00004", buyer_address_line=buyer["address"]["line"],
+                total_vnd=310000, total_weight_g=1250, rejection_reasons=[],
+                placed_at=moment, received_at=moment, created_at=moment,
+            )
+        )  # fmt: skip
+        for line_no, (sku, quantity, price, weight) in enumerate((("A", 2, 65000, 500), ("B", 1, 180000, 250)), 1):
+            await conn.execute(
+                lines.insert().values(
+                    order_id="legacy-1", line_no=line_no, sku=sku, product_name=sku, seller_id="s",
+                    seller_province_code="12", seller_ward_code="03390", quantity=quantity, unit_price_vnd=price,
+                    unit_weight_g=weight, line_total_vnd=quantity * price, line_weight_g=quantity * weight,
+                )
+            )  # fmt: skip
+
+    await db.migrate(engine, metadata, service="orders")
+
+    async with db.session_factory(engine)() as session, session.begin():
+        order = await find_order(session, "direct", "shop one", "TT 1")
+        assert order is not None and order.id == "legacy-1"
+        assert order.items == [
+            {"sku": "A", "quantity": 2, "unit_price_vnd": 65000},
+            {"sku": "B", "quantity": 1, "unit_price_vnd": 180000},
+        ]
+        assert order.conflicts == [] and order.awaiting_since is None
+        assert received_from(order).placed_at == moment
+        order.total_vnd, order.total_weight_g = 10_000_000_000, 20_000_000_000_000
+    async with db.session_factory(engine)() as session:
+        stored = await session.get(Order, "legacy-1")
+        assert (stored.total_vnd, stored.total_weight_g) == (10_000_000_000, 20_000_000_000_000)
 
 
 async def migration_drift(engine: Any, metadata: Any) -> list:

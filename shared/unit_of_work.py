@@ -19,9 +19,17 @@ class UnitOfWork:
         self.caused_by = caused_by
         self.staged: list[Envelope] = []
 
-    def publish(self, payload: EventPayload, *, event_id: str | None = None) -> Envelope:
+    def publish(
+        self, payload: EventPayload, *, event_id: str | None = None, correlation_id: str | None = None
+    ) -> Envelope:
+        """Stage an event. `correlation_id` names the flow it belongs to when that is not the
+        causing event's (e.g. a parked order decided when a catalog event arrives)."""
         envelope = Envelope.new(
-            payload, source=f"/vuonminh/{self.service}", event_id=event_id, caused_by=self.caused_by
+            payload,
+            source=f"/vuonminh/{self.service}",
+            event_id=event_id,
+            caused_by=self.caused_by,
+            correlation_id=correlation_id,
         )
         self.staged.append(envelope)
         return envelope

@@ -9,6 +9,8 @@ from pydantic import Field as PydanticField
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from vuonminh.shared.db import BigInt
+
 
 class AnalyticsTable(SQLModel, registry=registry()):
     """Base of analytics' tables: their own metadata, so they live only in its database."""
@@ -25,8 +27,8 @@ class SellerOrderFact(AnalyticsTable, table=True):
     day: date = Field(index=True)  # the Vietnam calendar day the order was placed
     placed_at: datetime
     livestream_id: str | None = Field(default=None, max_length=100)
-    gmv_vnd: int
-    weight_g: int
+    gmv_vnd: int = Field(sa_type=BigInt)
+    weight_g: int = Field(sa_type=BigInt)
 
 
 class ShipmentFact(AnalyticsTable, table=True):
@@ -37,7 +39,7 @@ class ShipmentFact(AnalyticsTable, table=True):
     ward_code: str = Field(max_length=5, index=True)
     carrier: str = Field(max_length=20)
     day: date = Field(index=True)
-    weight_g: int
+    weight_g: int = Field(sa_type=BigInt)
 
 
 class DailyKpis(BaseModel):

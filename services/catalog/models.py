@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from vuonminh.shared.db import BigInt
 from vuonminh.shared.events.catalog import SellerKind
 from vuonminh.shared.events.types import Grams, ProvinceCode, ShortText, Sku, WardCode
 
@@ -30,7 +31,7 @@ class Product(CatalogTable, table=True):
     sku: str = Field(primary_key=True, max_length=64)
     seller_id: str = Field(foreign_key="sellers.seller_id", index=True, max_length=64)
     name: str = Field(max_length=200)
-    unit_weight_g: int
+    unit_weight_g: int = Field(sa_type=BigInt)
     ocop_stars: int | None = None
     created_at: datetime
 

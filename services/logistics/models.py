@@ -10,6 +10,8 @@ from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
+from vuonminh.shared.db import BigInt
+
 
 class LogisticsTable(SQLModel, registry=registry()):
     """Base of logistics' tables: their own metadata, so they live only in its database."""
@@ -30,8 +32,8 @@ class Shipment(LogisticsTable, table=True):
     recipient_name: str
     recipient_phone: str
     destination_line: str
-    weight_g: int
-    cod_amount_vnd: int
+    weight_g: int = Field(sa_type=BigInt)
+    cod_amount_vnd: int = Field(sa_type=BigInt)
     items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -15,8 +16,18 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vuonminh.orders import intake, webhooks
-from vuonminh.orders.models import DirectOrderWebhook, Order, OrderLineOut, OrderLineRow, OrderOut
+from vuonminh.orders import intake, shops, webhooks
+from vuonminh.orders.metrics import ORDER_CONFLICTS
+from vuonminh.orders.models import (
+    AwaitingCatalogOut,
+    DirectOrderWebhook,
+    Order,
+    OrderCatalogWait,
+    OrderConflictOut,
+    OrderLineOut,
+    OrderLineRow,
+    OrderOut,
+)
 from vuonminh.shared.addresses import check_address_codes
 from vuonminh.shared.app import runtime_of, session_of
 from vuonminh.shared.events.orders import Buyer, BuyerAddress
@@ -35,15 +46,27 @@ def _reply(status_code: int, body: dict, *, started: float, headers: dict[str, s
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
+def _claimed_shop(raw_body: bytes) -> str | None:
+    """The shop_id the body names, read before the signature is checked (it says whose secret
+    to check it with); None when the body is not a JSON object naming one."""
+    try:
+        body = json.loads(raw_body)
+    except ValueError:
+        return None
+    shop_id = body.get("shop_id") if isinstance(body, dict) else None
+    return shop_id.strip() if isinstance(shop_id, str) else None
+
+
 @router.post(
     "/webhooks/direct",
     status_code=status.HTTP_202_ACCEPTED,
-    summary="Take an order from a shop that sells directly (signed, see X-VuonMinh-Signature)",
+    summary="Take an order from a shop that sells directly (signed with the shop's secret, see X-VuonMinh-Signature)",
     responses={
-        401: {"description": "bad signature"},
+        401: {"description": "bad signature, or a shop that is not registered"},
+        409: {"description": "the order is already placed with other content; `differs` names the fields"},
         413: {"description": "body over 256 KiB"},
-        422: {"description": "malformed order"},
-        503: {"description": "log unavailable, retry"},
+        422: {"description": "malformed order, or amounts over the limits"},
+        503: {"description": "log (or the shops' secrets) unavailable, retry"},
     },
     # The body is read raw (the signature covers its exact bytes) and validated after the
     # signature check, so FastAPI is only told its shape for the docs.
@@ -57,27 +80,28 @@ def _reply(status_code: int, body: dict, *, started: float, headers: dict[str, s
 async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONResponse:
     started = time.perf_counter()
     raw_body = await request.body()
-    secret = runtime.settings.direct_secret
-    if not secret:
-        return _reply(
-            503, {"detail": "the direct channel has no secret configured (VUONMINH_DIRECT_SECRET)"}, started=started
-        )
+    claimed_shop = _claimed_shop(raw_body)
     try:
-        webhooks.verify(
-            request.headers.get(webhooks.SIGNATURE_HEADER),
-            raw_body,
-            secret=secret,
+        await shops.verify_webhook(
+            runtime,
+            channel="direct",
+            shop_id=claimed_shop,
+            header=request.headers.get(webhooks.SIGNATURE_HEADER),
+            body=raw_body,
             now=int(time.time()),
-            tolerance_s=runtime.settings.signature_tolerance_s,
         )
     except webhooks.SignatureError as error:
         return _reply(401, {"detail": str(error)}, started=started)
+    except shops.ShopsUnavailable as error:
+        return _reply(503, {"detail": str(error)}, started=started, headers={"Retry-After": "5"})
     try:
         webhook = DirectOrderWebhook.model_validate_json(raw_body)
     except ValidationError as error:
         return _reply(
             422, {"detail": jsonable_encoder(error.errors(include_url=False, include_input=False))}, started=started
         )
+    if webhook.shop_id != claimed_shop:  # e.g. a duplicated key read two ways: never trust it
+        return _reply(401, {"detail": "the body's shop_id is ambiguous"}, started=started)
     address = webhook.buyer.address
     problem = check_address_codes(address.province_code, address.ward_code)
     if problem:
@@ -86,7 +110,25 @@ async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONRespon
             {"detail": [{"loc": ["buyer", "address", "ward_code"], "msg": problem, "type": "address"}]},
             started=started,
         )
-    envelope = intake.intake_envelope(intake.order_received(webhook), raw_body)
+    over_limits = intake.limit_errors(webhook)
+    if over_limits:
+        return _reply(422, {"detail": over_limits}, started=started)
+    received = intake.order_received(webhook)
+    conflict = await intake.lookup_of(runtime).conflict(received)
+    if conflict:
+        order_id, differs = conflict
+        ORDER_CONFLICTS.labels("direct", "intake").inc()
+        return _reply(
+            409,
+            {
+                "detail": f"order {webhook.order_id!r} of shop {webhook.shop_id!r} is already placed with other "
+                "content; a placed order is not changed by sending it again",
+                "order_id": order_id,
+                "differs": differs,
+            },
+            started=started,
+        )
+    envelope = intake.intake_envelope(received, raw_body)
     try:
         await intake.accept(runtime.producer, envelope, timeout_s=runtime.settings.intake_timeout_s)
     except Exception as error:  # the log is unavailable: nothing was accepted, the shop retries
@@ -98,20 +140,33 @@ async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONRespon
 
 
 async def _orders_out(session: AsyncSession, orders: Sequence[Order]) -> list[OrderOut]:
-    """The orders with their lines, fetched in one query for the whole page."""
+    """The orders with their lines and what the parked ones wait for, in one query each for the page."""
+    ids = [order.id for order in orders]
     lines_by_order: dict[str, list[OrderLineRow]] = defaultdict(list)
-    if orders:
+    waits_by_order: dict[str, list[OrderCatalogWait]] = defaultdict(list)
+    if ids:
         query = (
             select(OrderLineRow)
-            .where(col(OrderLineRow.order_id).in_([order.id for order in orders]))
+            .where(col(OrderLineRow.order_id).in_(ids))
             .order_by(col(OrderLineRow.order_id), col(OrderLineRow.line_no))
         )
         for line in (await session.exec(query)).all():
             lines_by_order[line.order_id].append(line)
-    return [_order_out(order, lines_by_order[order.id]) for order in orders]
+        if any(order.status == "awaiting_catalog" for order in orders):
+            waits = select(OrderCatalogWait).where(col(OrderCatalogWait.order_id).in_(ids))
+            for wait in (await session.exec(waits.order_by(col(OrderCatalogWait.ref)))).all():
+                waits_by_order[wait.order_id].append(wait)
+    return [_order_out(order, lines_by_order[order.id], waits_by_order[order.id]) for order in orders]
 
 
-def _order_out(order: Order, lines: list[OrderLineRow]) -> OrderOut:
+def _order_out(order: Order, lines: list[OrderLineRow], waits: list[OrderCatalogWait]) -> OrderOut:
+    awaiting = None
+    if order.status == "awaiting_catalog":
+        awaiting = AwaitingCatalogOut(
+            since=order.awaiting_since or order.received_at,
+            skus=[wait.ref for wait in waits if wait.kind == "sku"],
+            seller_ids=[wait.ref for wait in waits if wait.kind == "seller"],
+        )
     return OrderOut(
         id=order.id,
         channel=order.channel,  # type: ignore[arg-type]
@@ -133,6 +188,8 @@ def _order_out(order: Order, lines: list[OrderLineRow]) -> OrderOut:
         total_vnd=order.total_vnd,
         total_weight_g=order.total_weight_g,
         rejection_reasons=order.rejection_reasons,  # type: ignore[arg-type]
+        awaiting_catalog=awaiting,
+        conflicts=[OrderConflictOut.model_validate(conflict) for conflict in order.conflicts],
     )
 
 
@@ -141,7 +198,7 @@ async def list_orders(
     session: Session,
     shop_id: str | None = None,
     order_id: Annotated[str | None, Query(description="the shop's own order id")] = None,
-    status_: Annotated[str | None, Query(alias="status", pattern="^(placed|rejected)$")] = None,
+    status_: Annotated[str | None, Query(alias="status", pattern="^(placed|rejected|awaiting_catalog)$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[OrderOut]:

@@ -2,19 +2,31 @@
 
 The log is the system of record for intake, so there is no database write (and no outbox)
 on the request path: the reply waits only for the durable append, and a livestream spike
-queues in the log while the consumer works through it.
+queues in the log while the consumer works through it. The one read, the look-up that answers
+409 to a placed order sent again with other content, is bounded by a short timeout and skipped
+while the database is unreachable: the consumer then records the conflict instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 
+import structlog
+
+from vuonminh.orders import domain
+from vuonminh.orders.handlers import find_order, received_from
+from vuonminh.orders.metrics import INTAKE_LOOKUPS
 from vuonminh.orders.models import DirectOrderWebhook
+from vuonminh.shared import db
 from vuonminh.shared.events import Envelope, OrderReceived
+from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.transport import LogProducer
+
+log = structlog.get_logger(__name__)
 
 _INTAKE_EVENT_NAMESPACE = uuid.UUID("0b7d4c52-7c1e-4b0e-8f6a-4d7f0f1e2a9c")
 
@@ -47,3 +59,79 @@ async def accept(producer: LogProducer, envelope: Envelope, *, timeout_s: float)
     event id makes the shop's retry a duplicate the consumer drops)."""
     async with asyncio.timeout(timeout_s):
         await producer.send([envelope.to_record()])
+
+
+def limit_errors(webhook: DirectOrderWebhook) -> list[dict]:
+    """422 details, in pydantic's shape, for amounts beyond what the events and columns hold."""
+    return [
+        {"loc": list(problem.loc), "msg": problem.message, "type": "limit"}
+        for problem in domain.limit_problems(webhook.items)
+    ]
+
+
+class StoredOrderLookup:
+    """Finds how an incoming order differs from the stored one, without making intake depend
+    on the database: each look-up gives up after VUONMINH_INTAKE_LOOKUP_TIMEOUT_S, and after a
+    failure the next ones are skipped for a while.
+
+    Most webhooks bring new orders, so the first read is a point read of the order's status on
+    the driver itself (see db.PointReader); only a placed order is loaded whole to compare it.
+    """
+
+    PAUSE_AFTER_FAILURE_S = 5.0
+
+    def __init__(self, runtime: ServiceRuntime) -> None:
+        self._runtime = runtime
+        self.reader = db.PointReader(runtime.engine, schema=runtime.name)
+        self._skip_until = 0.0
+
+    async def conflict(self, received: OrderReceived) -> tuple[str, list[str]] | None:
+        """(our order id, differing fields) when the order is placed with other content, else None.
+
+        An order that is not placed (rejected, or awaiting the catalog) may be replaced by a new
+        version, so only a placed one conflicts.
+        """
+        if time.monotonic() < self._skip_until:
+            INTAKE_LOOKUPS.labels("skipped").inc()
+            return None
+        try:
+            async with asyncio.timeout(self._runtime.settings.intake_lookup_timeout_s):
+                stored = await self.reader.fetch_one(
+                    "orders",
+                    ("id", "status"),
+                    channel=received.channel,
+                    shop_id=received.shop_id,
+                    external_order_id=received.order_id,
+                )
+                order = None
+                if stored is not None and stored["status"] == "placed":
+                    async with db.read_only_session(self._runtime.engine) as session:
+                        order = await find_order(session, received.channel, received.shop_id, received.order_id)
+        except Exception as error:  # slow or down: accept; the consumer records a conflict if there is one
+            self._skip_until = time.monotonic() + self.PAUSE_AFTER_FAILURE_S
+            INTAKE_LOOKUPS.labels("failed").inc()
+            log.warning("orders.intake_lookup_skipped", error=repr(error), paused_s=self.PAUSE_AFTER_FAILURE_S)
+            return None
+        INTAKE_LOOKUPS.labels("found" if stored else "not_found").inc()
+        if order is None:
+            return None
+        differs = domain.differences(domain.order_content(received_from(order)), domain.order_content(received))
+        return (order.id, differs) if differs else None
+
+    async def close(self) -> None:
+        await self.reader.close()
+
+
+def lookup_of(runtime: ServiceRuntime) -> StoredOrderLookup:
+    lookup = runtime.state.get("stored_order_lookup")
+    if lookup is None:
+        lookup = runtime.state["stored_order_lookup"] = StoredOrderLookup(runtime)
+    return lookup
+
+
+async def hold_lookup_connections(runtime: ServiceRuntime) -> None:
+    """Background job owning intake's look-up connections: they are closed when the service stops."""
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await lookup_of(runtime).close()

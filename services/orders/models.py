@@ -7,12 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
-from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReason, SalesChannel
-from vuonminh.shared.events.types import ShortText, UtcDatetime
+from vuonminh.shared.db import BigInt
+from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannel
+from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, UtcDatetime
+
+OrderStatus = Literal["awaiting_catalog", "placed", "rejected"]
 
 
 class OrdersTable(SQLModel, registry=registry()):
@@ -26,6 +29,8 @@ class Order(OrdersTable, table=True):
     channel: str = Field(max_length=20)
     shop_id: str = Field(max_length=100, index=True)
     external_order_id: str = Field(max_length=100)
+    # awaiting_catalog (parked until a SKU or seller reaches orders' copy of the catalog),
+    # placed (final) or rejected (a new version from the shop may still replace it).
     status: str = Field(max_length=20)
     placed_at: datetime
     received_at: datetime
@@ -36,10 +41,23 @@ class Order(OrdersTable, table=True):
     buyer_province_code: str = Field(max_length=2)
     buyer_ward_code: str = Field(max_length=5)
     buyer_address_line: str
-    total_vnd: int
-    total_weight_g: int
+    total_vnd: int = Field(sa_type=BigInt)
+    total_weight_g: int = Field(sa_type=BigInt)
     rejection_reasons: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
+    # The items as the shop sent them: what a parked order is decided from, and what a later
+    # version of the order is compared with.
+    items: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default=text("'[]'"))
+    )
+    # Since when the order waits for the catalog (null unless awaiting_catalog).
+    awaiting_since: datetime | None = None
+    # The flow of the order's current version: the ce_id of the order_received it came from.
+    correlation_id: str | None = Field(default=None, max_length=64)
+    # Versions of the order the shop sent after it was placed, with other content: kept, not applied.
+    conflicts: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default=text("'[]'"))
+    )
 
 
 class OrderLineRow(OrdersTable, table=True):
@@ -52,10 +70,39 @@ class OrderLineRow(OrdersTable, table=True):
     seller_province_code: str = Field(max_length=2)
     seller_ward_code: str = Field(max_length=5)
     quantity: int
-    unit_price_vnd: int
-    unit_weight_g: int
-    line_total_vnd: int
-    line_weight_g: int
+    unit_price_vnd: int = Field(sa_type=BigInt)
+    unit_weight_g: int = Field(sa_type=BigInt)
+    line_total_vnd: int = Field(sa_type=BigInt)
+    line_weight_g: int = Field(sa_type=BigInt)
+
+
+class OrderCatalogWait(OrdersTable, table=True):
+    """What a parked order waits for: one row per missing SKU or seller."""
+
+    __tablename__ = "order_catalog_waits"
+    __table_args__ = (Index("ix_order_catalog_waits_ref", "kind", "ref"),)
+    order_id: str = Field(foreign_key="orders.id", primary_key=True, max_length=64)
+    kind: str = Field(primary_key=True, max_length=10)  # "sku" or "seller"
+    ref: str = Field(primary_key=True, max_length=64)
+
+
+class Shop(OrdersTable, table=True):
+    """A shop allowed to post orders, with the secrets its webhooks are signed with.
+
+    Secrets are stored encrypted (Fernet, VUONMINH_SECRETS_KEY); two may be active at once
+    so that a shop can move to a new secret without a gap.
+    """
+
+    __tablename__ = "shops"
+    channel: str = Field(primary_key=True, max_length=20)
+    shop_id: str = Field(primary_key=True, max_length=100)
+    # The seller or cooperative the shop belongs to, when known.
+    seller_id: str | None = Field(default=None, max_length=64)
+    secret_encrypted: str | None = Field(default=None, sa_type=Text)
+    # The secret before the last rotation, still accepted until revoked.
+    previous_secret_encrypted: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime
+    rotated_at: datetime | None = None
 
 
 class KnownSeller(OrdersTable, table=True):
@@ -75,7 +122,7 @@ class KnownProduct(OrdersTable, table=True):
     sku: str = Field(primary_key=True, max_length=64)
     seller_id: str = Field(max_length=64)
     name: str
-    unit_weight_g: int
+    unit_weight_g: int = Field(sa_type=BigInt)
 
 
 # -- the direct channel's webhook body -------------------------------------------------------------
@@ -93,7 +140,7 @@ class DirectOrderWebhook(BaseModel):
     placed_at: UtcDatetime
     livestream_id: ShortText | None = PydanticField(default=None, max_length=100)
     buyer: Buyer
-    items: list[OrderItem] = PydanticField(min_length=1, max_length=200)
+    items: list[OrderItem] = PydanticField(min_length=1, max_length=MAX_ORDER_ITEMS)
     payment: Payment
 
 
@@ -110,12 +157,26 @@ class OrderLineOut(BaseModel):
     line_weight_g: int
 
 
+class AwaitingCatalogOut(BaseModel):
+    since: datetime
+    skus: list[str]  # SKUs orders' copy of the catalog does not have yet
+    seller_ids: list[str]  # sellers of known SKUs that it does not have yet
+
+
+class OrderConflictOut(BaseModel):
+    """A version of a placed order with other content: recorded, not applied."""
+
+    event_id: str
+    received_at: datetime
+    differs: list[str]  # the fields whose values differ from the placed order's, e.g. items[0].quantity
+
+
 class OrderOut(BaseModel):
     id: str
     channel: SalesChannel
     shop_id: str
     order_id: str  # the shop's own id
-    status: Literal["placed", "rejected"]
+    status: OrderStatus
     placed_at: datetime
     received_at: datetime
     livestream_id: str | None
@@ -124,4 +185,6 @@ class OrderOut(BaseModel):
     lines: list[OrderLineOut]
     total_vnd: int
     total_weight_g: int
-    rejection_reasons: list[RejectionReason]
+    rejection_reasons: list[RejectionReasonV2]
+    awaiting_catalog: AwaitingCatalogOut | None = None
+    conflicts: list[OrderConflictOut] = []

@@ -1,6 +1,6 @@
 """orders as the runtime sees it."""
 
-from vuonminh.orders import handlers
+from vuonminh.orders import handlers, intake, shops
 from vuonminh.orders.api import router
 from vuonminh.orders.models import DirectOrderWebhook, OrdersTable
 from vuonminh.shared.events import OrderReceived, ProductListed, SellerRegistered, Topic
@@ -18,4 +18,6 @@ SERVICE = ServiceSpec(
     raw_body_models=(DirectOrderWebhook,),
     # Webhook intake only appends to the log: it keeps taking orders while the database is down.
     api_needs=frozenset({"log"}),
+    background=(handlers.sweep_orders_awaiting_catalog,),
+    api_background=(shops.refresh_shop_secrets, intake.hold_lookup_connections),
 )

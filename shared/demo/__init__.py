@@ -47,6 +47,29 @@ async def load_demo_catalog(platform: Any) -> tuple[int, int]:
     return sellers, products
 
 
+async def register_demo_shops(platform: Any) -> dict[str, str]:
+    """Registers the demo shops with orders, each with its own webhook secret; returns them.
+
+    A shop registered by an earlier run keeps its secret (the demo reads it back to print it).
+    """
+    from vuonminh.orders import shops
+
+    orders = platform.service("orders")
+    box = shops.SecretBox(orders.settings.secrets_key)
+    secrets_by_shop = {}
+    for shop_id in demo_catalog()["shops"]:
+        async with orders.unit_of_work() as uow:
+            secret = await shops.current_secret(uow.session, box, shop_id=shop_id)
+            if secret is None:
+                try:
+                    secret = await shops.add_shop(uow.session, box, shop_id=shop_id)
+                except shops.ShopError:  # registered, its secrets revoked: give it a new one
+                    secret = await shops.rotate_secret(uow.session, box, shop_id=shop_id)
+        secrets_by_shop[shop_id] = secret
+    await shops.registry_of(orders).reload()  # accepted at once, not at the next refresh
+    return secrets_by_shop
+
+
 async def wait_until_orders_know_products(platform: Any, count: int, *, timeout_s: float = 30) -> None:
     """Catalog's events reach orders asynchronously; a demo order sent before they arrive
     would be rejected as an unknown SKU, so the demo waits for them."""
@@ -65,13 +88,21 @@ async def wait_until_orders_know_products(platform: Any, count: int, *, timeout_
         await asyncio.sleep(0.05)
 
 
-def demo_order(sequence: int, *, rng: random.Random, run_id: str, livestream_id: str | None = None) -> dict[str, Any]:
-    """A realistic direct-channel order body; ids are unique per (run_id, sequence)."""
+def demo_order(
+    sequence: int,
+    *,
+    rng: random.Random,
+    run_id: str,
+    livestream_id: str | None = None,
+    shops: list[str] | None = None,
+) -> dict[str, Any]:
+    """A realistic direct-channel order body from one of `shops` (default: the demo shops);
+    ids are unique per (run_id, sequence)."""
     data = demo_catalog()
     products = rng.sample(data["products"], k=rng.choice((1, 1, 1, 2, 3)))
     address = rng.choice(data["buyer_addresses"])
     return {
-        "shop_id": rng.choice(data["shops"]),
+        "shop_id": rng.choice(shops or data["shops"]),
         "order_id": f"{run_id}-{sequence:07d}",
         "placed_at": (utc_now() - timedelta(seconds=rng.randint(0, 600))).isoformat(),
         "livestream_id": livestream_id,

@@ -18,7 +18,9 @@ from vuonminh.shared.events.orders import (
     OrderPlaced,
     OrderReceived,
     OrderRejected,
+    OrderRejectedV2,
     RejectionReason,
+    RejectionReasonV2,
 )
 from vuonminh.shared.events.topics import ALL_TOPICS, Topic, dead_letter_topic
 
@@ -33,9 +35,11 @@ __all__ = [
     "OrderPlaced",
     "OrderReceived",
     "OrderRejected",
+    "OrderRejectedV2",
     "PoisonMessage",
     "ProductListed",
     "RejectionReason",
+    "RejectionReasonV2",
     "SellerRegistered",
     "ShipmentDispatched",
     "Topic",

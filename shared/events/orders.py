@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from typing import ClassVar, Literal
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vuonminh.shared.events.base import EventPayload
 from vuonminh.shared.events.topics import Topic
 from vuonminh.shared.events.types import (
+    MAX_QUANTITY,
     Grams,
     ProvinceCode,
     ShortText,
@@ -20,6 +22,16 @@ from vuonminh.shared.events.types import (
 
 SalesChannel = Literal["direct"]
 PaymentMethod = Literal["cod", "prepaid"]
+
+
+def order_key(channel: str, shop_id: str, order_id: str) -> str:
+    """The key of a shop's order: `<channel>:<shop_id>:<order_id>`, each part percent-encoded.
+
+    Encoding each part (":" becomes %3A, "%" becomes %25) keeps the key unambiguous: shop `a:b`
+    with order `c` and shop `a` with order `b:c` get different keys. Parts made only of
+    letters, digits and `-._~` are written as they are.
+    """
+    return ":".join(quote(part, safe="") for part in (channel, shop_id, order_id))
 
 
 class _Part(BaseModel):
@@ -40,7 +52,7 @@ class Buyer(_Part):
 
 class OrderItem(_Part):
     sku: Sku
-    quantity: int = Field(ge=1, le=10_000)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
     unit_price_vnd: Vnd
 
 
@@ -61,7 +73,7 @@ class OrderReceived(EventPayload):
     received_at: UtcDatetime
 
     def aggregate_id(self) -> str:
-        return f"{self.channel}:{self.shop_id}:{self.order_id}"
+        return order_key(self.channel, self.shop_id, self.order_id)
 
 
 class OrderLine(_Part):
@@ -104,6 +116,9 @@ class RejectionReason(_Part):
 
 
 class OrderRejected(EventPayload):
+    """No longer published (see OrderRejectedV2); declared so that the events already on the
+    topic stay readable."""
+
     TYPE: ClassVar[str] = "vuonminh.orders.order_rejected.v1"
     TOPIC: ClassVar[str] = Topic.ORDERS
 
@@ -113,6 +128,31 @@ class OrderRejected(EventPayload):
     external_order_id: str
     placed_at: UtcDatetime
     reasons: tuple[RejectionReason, ...]
+
+    def aggregate_id(self) -> str:
+        return self.order_id
+
+
+class RejectionReasonV2(_Part):
+    # An open set, so that a new reason is not a new version: readers take a code they do not
+    # know as "rejected for another reason" (the message explains it).
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    message: str
+    sku: str | None = None
+
+
+class OrderRejectedV2(EventPayload):
+    """v2: the reason codes are an open set (v1's closed list had no room for `over_limit`)."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_rejected.v2"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    order_id: str
+    channel: SalesChannel
+    shop_id: str
+    external_order_id: str
+    placed_at: UtcDatetime
+    reasons: tuple[RejectionReasonV2, ...]
 
     def aggregate_id(self) -> str:
         return self.order_id

@@ -1,5 +1,6 @@
 """orders' API on the embedded platform, through its ASGI app."""
 
+import json
 import time
 
 import pytest
@@ -34,33 +35,53 @@ async def test_a_signed_order_is_accepted_then_stored(client):
 
 
 async def test_the_same_order_sent_again_is_acknowledged_and_changes_nothing(client):
-    body = encode(order_body("TT-2"))
+    body = order_body("TT-2")
+    raw = encode(body)
     for _ in range(3):
-        assert (await client.post("/v1/webhooks/direct", content=body, headers=signed_headers(body))).status_code == 202
-    # The shop edits nothing but re-serialises: another body for the same order.
-    changed = encode(order_body("TT-2", items=[{"sku": "CHE-200", "quantity": 9, "unit_price_vnd": 1}]))
-    assert (
-        await client.post("/v1/webhooks/direct", content=changed, headers=signed_headers(changed))
-    ).status_code == 202
+        assert (await client.post("/v1/webhooks/direct", content=raw, headers=signed_headers(raw))).status_code == 202
+    first = (await eventually(lambda: _orders(client, "TT-2")))[0]
+    # The shop re-serialises the same order: other bytes, same content.
+    reserialised = json.dumps(body, indent=2, sort_keys=True).encode()
+    again = await client.post("/v1/webhooks/direct", content=reserialised, headers=signed_headers(reserialised))
+    assert again.status_code == 202
     marker = encode(order_body("TT-2-after"))
     await client.post("/v1/webhooks/direct", content=marker, headers=signed_headers(marker))
 
     await eventually(lambda: _orders(client, "TT-2-after"))
     orders = await _orders(client, "TT-2")
 
-    assert len(orders) == 1
-    assert orders[0]["lines"][0]["sku"] == "MIEN-DONG-500"  # the first version stands
+    assert orders == [first]  # one order, unchanged, no conflict recorded
 
 
-async def test_an_unknown_sku_is_stored_as_rejected_with_its_reason(client):
+async def test_a_placed_order_sent_with_other_content_gets_409_naming_what_differs(client):
+    raw = encode(order_body("TT-2B"))
+    assert (await client.post("/v1/webhooks/direct", content=raw, headers=signed_headers(raw))).status_code == 202
+    placed = (await eventually(lambda: _orders(client, "TT-2B")))[0]
+    changed = order_body("TT-2B", items=[{"sku": "MIEN-DONG-500", "quantity": 9, "unit_price_vnd": 65000}])
+    changed["buyer"]["phone"] = "0987654321"
+    raw_changed = encode(changed)
+
+    response = await client.post("/v1/webhooks/direct", content=raw_changed, headers=signed_headers(raw_changed))
+
+    assert response.status_code == 409
+    assert response.json()["differs"] == ["buyer.phone", "items[0].quantity"]
+    assert response.json()["order_id"] == placed["id"]
+    assert "already placed" in response.json()["detail"]
+    assert (await _orders(client, "TT-2B")) == [placed]
+
+
+async def test_an_unknown_sku_parks_the_order_naming_it(client):
     body = encode(order_body("TT-3", items=[{"sku": "NOT-SOLD-HERE", "quantity": 1, "unit_price_vnd": 1000}]))
     assert (await client.post("/v1/webhooks/direct", content=body, headers=signed_headers(body))).status_code == 202
 
     orders = await eventually(lambda: _orders(client, "TT-3"))
 
-    assert orders[0]["status"] == "rejected"
-    assert orders[0]["rejection_reasons"][0]["code"] == "unknown_sku"
-    assert orders[0]["rejection_reasons"][0]["sku"] == "NOT-SOLD-HERE"
+    assert orders[0]["status"] == "awaiting_catalog"
+    assert orders[0]["awaiting_catalog"]["skus"] == ["NOT-SOLD-HERE"]
+    assert orders[0]["awaiting_catalog"]["seller_ids"] == []
+    assert orders[0]["rejection_reasons"] == [] and orders[0]["lines"] == []
+    parked = await client.get("/v1/orders", params={"status": "awaiting_catalog"})
+    assert [order["order_id"] for order in parked.json()] == ["TT-3"]
 
 
 @pytest.mark.parametrize(

@@ -7,13 +7,20 @@ NOW = 1_795_000_000
 
 
 def test_a_fresh_correct_signature_passes():
-    verify(sign(BODY, secret="s3cret", timestamp=NOW), BODY, secret="s3cret", now=NOW + 10, tolerance_s=300)
+    verify(sign(BODY, secret="s3cret", timestamp=NOW), BODY, secrets=["s3cret"], now=NOW + 10, tolerance_s=300)
 
 
 def test_any_of_several_v1_values_may_match_during_secret_rotation():
     good = sign(BODY, secret="new", timestamp=NOW).split("v1=")[1]
     header = f"t={NOW},v1={'0' * 64},v1={good}"
-    verify(header, BODY, secret="new", now=NOW, tolerance_s=300)
+    verify(header, BODY, secrets=["new"], now=NOW, tolerance_s=300)
+
+
+def test_a_signature_under_either_of_two_active_secrets_passes():
+    for secret in ("old", "new"):
+        verify(sign(BODY, secret=secret, timestamp=NOW), BODY, secrets=["new", "old"], now=NOW, tolerance_s=300)
+    with pytest.raises(SignatureError):
+        verify(sign(BODY, secret="other", timestamp=NOW), BODY, secrets=["new", "old"], now=NOW, tolerance_s=300)
 
 
 @pytest.mark.parametrize(
@@ -30,4 +37,4 @@ def test_any_of_several_v1_values_may_match_during_secret_rotation():
 )
 def test_unproven_requests_are_refused_with_a_reason(header, body, now, message):
     with pytest.raises(SignatureError, match=message):
-        verify(header, body, secret="s3cret", now=now, tolerance_s=300)
+        verify(header, body, secrets=["s3cret"], now=now, tolerance_s=300)

@@ -1,0 +1,58 @@
+"""`vuonminh run --demo` registers the demo shops, prints their secrets, and `send-orders` signs as each."""
+
+import re
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from vuonminh.shared.demo import demo_catalog
+from vuonminh.shared.testing import VuonminhProcess, eventually
+
+pytestmark = pytest.mark.slow
+
+
+def _printed_shop_secrets(log: str) -> dict[str, str]:
+    return dict(re.findall(r"--shop (\S+)=(whsec_\S+)", log))
+
+
+async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restarts(tmp_path):
+    data_dir = tmp_path / "data"
+    # No global secret: the demo shops sign with their own.
+    env = {"VUONMINH_DIRECT_SECRET": ""}
+    run = VuonminhProcess(["run", "--demo", "--data-dir", str(data_dir)], env=env, log_path=tmp_path / "run.log")
+    try:
+        run.start()
+        await run.wait_ready()
+        secrets = _printed_shop_secrets(run.log_tail(200))
+        assert set(secrets) == set(demo_catalog()["shops"])
+        assert len(set(secrets.values())) == len(secrets)
+
+        flags = [arg for shop, secret in secrets.items() for arg in ("--shop", f"{shop}={secret}")]
+        sent = subprocess.run(
+            [sys.executable, "-m", "vuonminh.shared.cli", "send-orders", "--url", run.url, *flags]
+            + ["--count", "6", "--run-id", "demo-test"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert "'202': 6" in sent.stdout
+
+        async def placed():
+            async with httpx.AsyncClient(base_url=run.url) as client:
+                found = (await client.get("/v1/orders", params={"status": "placed"})).json()
+            return found if len(found) == 6 else None
+
+        orders = await eventually(placed, timeout_s=60)
+        assert {order["shop_id"] for order in orders} <= set(secrets)
+
+        run.stop()
+        run.log_path.write_text("")
+        run.start()
+        await run.wait_ready()
+        assert _printed_shop_secrets(run.log_tail(200)) == secrets
+    finally:
+        run.stop()
