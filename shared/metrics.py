@@ -16,6 +16,9 @@ HANDLER_FAILURES = Counter(
     "vuonminh_handler_failures_total", "Handler attempts that raised", ["group", "event_type", "kind"]
 )
 OUTBOX_PUBLISHED = Counter("vuonminh_outbox_published_total", "Outbox rows sent to the log", ["service"])
+OUTBOX_PARKED = Counter(
+    "vuonminh_outbox_parked_total", "Outbox rows the log refused for good, set aside so the rest flow", ["service"]
+)
 OUTBOX_PENDING = Gauge("vuonminh_outbox_pending", "Outbox rows not yet sent, at the last relay pass", ["service"])
 WEBHOOKS = Counter("vuonminh_webhooks_total", "Webhook deliveries by channel and HTTP status", ["channel", "status"])
 WEBHOOK_LATENCY = Histogram(

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Row,
     String,
     Table,
     Text,
@@ -35,14 +36,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from vuonminh.shared.aio import wait_for_event
 from vuonminh.shared.events import Envelope
 from vuonminh.shared.faults import crash_point
-from vuonminh.shared.metrics import OUTBOX_PENDING, OUTBOX_PUBLISHED
+from vuonminh.shared.metrics import OUTBOX_PARKED, OUTBOX_PENDING, OUTBOX_PUBLISHED
 from vuonminh.shared.records import OutgoingRecord
+from vuonminh.shared.retry import until_done
 from vuonminh.shared.timeutil import utc_now
+from vuonminh.shared.transient import is_transient
 from vuonminh.shared.transport import LogProducer
 
 log = structlog.get_logger(__name__)
 
-RELAY_BATCH = 200
+RELAY_BATCH = 500
+MAX_SEND_ATTEMPTS = 3  # sends of one row the log refuses (not an outage) before it is parked
 RELAY_IDLE_POLL_S = 0.5  # rows committed by another process of the service are seen this fast
 
 
@@ -59,6 +63,11 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("payload", Text, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=True),
+        # A row the log refuses for good (too large, invalid topic) is parked after a few tries, so it
+        # does not block the rows behind it; the operator sees it (metric, log, `vuonminh outbox`).
+        Column("send_attempts", Integer, nullable=False, server_default=text("0")),
+        Column("last_error", Text, nullable=True),
+        Column("parked_at", DateTime(timezone=True), nullable=True),
         Index(
             "ix_outbox_unpublished",
             "id",
@@ -132,24 +141,23 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
-        backoff = 0.1
         while True:
-            try:
-                sent = await self.publish_batch()
-                self.last_error, backoff = None, 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # log or database unavailable: keep the rows, try again
-                self.last_error = repr(error)
-                log.warning("outbox.relay_failed", service=self._service, error=repr(error), retry_in_s=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
+            sent = await until_done("outbox relay", self._publish_batch_noting_errors, service=self._service)
             if sent < RELAY_BATCH:
                 await wait_for_event(self._wake, RELAY_IDLE_POLL_S)
                 self._wake.clear()
 
+    async def _publish_batch_noting_errors(self) -> int:
+        try:
+            sent = await self.publish_batch()
+        except Exception as error:  # log or database unavailable: the rows stay, the caller retries
+            self.last_error = repr(error)
+            raise
+        self.last_error = None
+        return sent
+
     async def publish_batch(self) -> int:
+        """Sends the oldest unsent rows in id order and marks them; returns how many were sent."""
         t = self._table
         async with self._sessions() as session, session.begin():
             if self._is_postgres:
@@ -160,8 +168,8 @@ class OutboxRelay:
                     return 0
             rows = (
                 await session.exec(
-                    select(t.c.id, t.c.topic, t.c.message_key, t.c.headers, t.c.payload)
-                    .where(t.c.published_at.is_(None))
+                    select(t.c.id, t.c.topic, t.c.message_key, t.c.headers, t.c.payload, t.c.send_attempts)
+                    .where(t.c.published_at.is_(None), t.c.parked_at.is_(None))
                     .order_by(t.c.id)
                     .limit(RELAY_BATCH)
                 )
@@ -169,21 +177,61 @@ class OutboxRelay:
             OUTBOX_PENDING.labels(self._service).set(len(rows))
             if not rows:
                 return 0
-            await self._producer.send(
-                [
-                    OutgoingRecord(
-                        topic=row.topic,
-                        key=row.message_key.encode(),
-                        value=row.payload.encode(),
-                        headers=tuple((name, value.encode()) for name, value in _headers(row.headers)),
-                    )
-                    for row in rows
-                ]
-            )
+            try:
+                await self._producer.send([_record(row) for row in rows])
+                sent_ids = [row.id for row in rows]
+            except Exception as error:
+                if is_transient(error):
+                    raise
+                sent_ids = await self._send_one_at_a_time(session, rows)
             crash_point(f"{self._service}:outbox-after-send-before-mark")
-            await session.exec(update(t).where(t.c.id.in_([row.id for row in rows])).values(published_at=utc_now()))
-        OUTBOX_PUBLISHED.labels(self._service).inc(len(rows))
+            if sent_ids:
+                await session.exec(update(t).where(t.c.id.in_(sent_ids)).values(published_at=utc_now()))
+        OUTBOX_PUBLISHED.labels(self._service).inc(len(sent_ids))
         return len(rows)
+
+    async def _send_one_at_a_time(self, session: AsyncSession, rows: Sequence[Row]) -> list[int]:
+        """The log refused the batch: find the rows it refuses, count their tries, park them at the
+        limit, and send every other row (a broken row must not hold up the rows behind it)."""
+        t = self._table
+        sent: list[int] = []
+        for row in rows:
+            try:
+                await self._producer.send([_record(row)])
+            except Exception as error:
+                if is_transient(error):
+                    break  # the log went away meanwhile: mark what was sent, retry the rest later
+                attempts = row.send_attempts + 1
+                parked = attempts >= MAX_SEND_ATTEMPTS
+                await session.exec(
+                    update(t)
+                    .where(t.c.id == row.id)
+                    .values(
+                        send_attempts=attempts, last_error=repr(error)[:2000], parked_at=utc_now() if parked else None
+                    )
+                )
+                log.error(
+                    "outbox.row_parked" if parked else "outbox.row_refused",
+                    service=self._service,
+                    outbox_id=row.id,
+                    topic=row.topic,
+                    attempts=attempts,
+                    error=repr(error),
+                )
+                if parked:
+                    OUTBOX_PARKED.labels(self._service).inc()
+                continue
+            sent.append(row.id)
+        return sent
+
+
+def _record(row: Row) -> OutgoingRecord:
+    return OutgoingRecord(
+        topic=row.topic,
+        key=row.message_key.encode(),
+        value=row.payload.encode(),
+        headers=tuple((name, value.encode()) for name, value in _headers(row.headers)),
+    )
 
 
 def _headers(stored: object) -> list[list[str]]:

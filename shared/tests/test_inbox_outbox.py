@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from vuonminh.shared import db
 from vuonminh.shared.events import Envelope, SellerRegistered, dead_letter_topic
 from vuonminh.shared.inbox import ConsumerRunner, processed_events_table
-from vuonminh.shared.outbox import OutboxRelay, outbox_table, write_to_outbox
+from vuonminh.shared.outbox import RELAY_BATCH, OutboxRelay, outbox_table, write_to_outbox
 from vuonminh.shared.records import OutgoingRecord
 from vuonminh.shared.testing import eventually
 from vuonminh.shared.transport.local import LocalTransport
@@ -244,7 +244,8 @@ async def test_outbox_rows_commit_with_the_business_change_or_not_at_all(tmp_pat
 
 async def test_relay_sends_in_commit_order_and_marks_rows(tmp_path):
     async with Harness(tmp_path) as h:
-        for n in range(250):  # more than one relay batch
+        total = RELAY_BATCH + 20  # more than one relay batch
+        for n in range(total):
             async with h.unit_of_work() as uow:
                 uow.publish(_event(f"s{n:03d}").data)
         relay = OutboxRelay(service="test", table=h.outbox, engine=h.engine, sessions=h.sessions, producer=h.producer)
@@ -252,6 +253,46 @@ async def test_relay_sends_in_commit_order_and_marks_rows(tmp_path):
         sent = await relay.publish_batch() + await relay.publish_batch() + await relay.publish_batch()
 
         records = await h.records(TOPIC)
-        assert sent == 250
-        assert [r.key.decode() for r in records] == [f"s{n:03d}" for n in range(250)]
+        assert sent == total
+        assert [r.key.decode() for r in records] == [f"s{n:03d}" for n in range(total)]
         assert await relay.publish_batch() == 0  # everything is marked published
+
+
+class RefusingProducer:
+    """A log that refuses one record for good (as Kafka refuses a record over max.message.bytes)."""
+
+    def __init__(self, refused_id: str) -> None:
+        self.refused_id = refused_id
+        self.sent: list[OutgoingRecord] = []
+
+    async def send(self, records) -> None:
+        for record in records:
+            if dict(record.headers)["ce_id"].decode() == self.refused_id:
+                raise ValueError("MessageSizeTooLargeError: the record is larger than the broker accepts")
+        self.sent.extend(records)
+
+
+async def test_a_row_the_log_refuses_for_good_is_parked_and_does_not_block_the_rows_behind_it(tmp_path):
+    async with Harness(tmp_path) as h:
+        events = [_event(f"s{n}") for n in range(4)]
+        async with h.unit_of_work() as uow:
+            uow.staged.extend(events)
+        producer = RefusingProducer(refused_id=events[1].id)
+        relay = OutboxRelay(service="test", table=h.outbox, engine=h.engine, sessions=h.sessions, producer=producer)
+
+        for _pass in range(3):  # the refused row is tried MAX_SEND_ATTEMPTS times, the others go at once
+            await relay.publish_batch()
+
+        sent_ids = [dict(r.headers)["ce_id"].decode() for r in producer.sent]
+        assert sent_ids == [events[0].id, events[2].id, events[3].id]
+        async with h.sessions() as session:
+            rows = {
+                row.event_id: row
+                for row in (
+                    await session.exec(select(h.outbox.c.event_id, h.outbox.c.parked_at, h.outbox.c.last_error))
+                )
+            }
+        assert rows[events[1].id].parked_at is not None
+        assert "MessageSizeTooLarge" in rows[events[1].id].last_error
+        assert all(rows[e.id].parked_at is None for e in (events[0], events[2], events[3]))
+        assert await relay.publish_batch() == 0  # nothing left: the parked row is set aside
