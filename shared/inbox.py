@@ -25,7 +25,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from vuonminh.shared.events import Envelope, PoisonMessage, dead_letter_topic
 from vuonminh.shared.faults import crash_point
-from vuonminh.shared.metrics import EVENTS_CONSUMED, HANDLER_FAILURES
+from vuonminh.shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_FAILURES
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.transport import LogConsumer, LogProducer
@@ -200,6 +200,7 @@ class ConsumerRunner:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, 5.0)
         EVENTS_CONSUMED.labels(self.group_id, event_type, "dead_lettered").inc()
+        DEAD_LETTERED.labels(self.group_id, record.topic).inc()
         log.error(
             "consumer.dead_lettered",
             group=self.group_id,

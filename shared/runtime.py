@@ -21,10 +21,12 @@ from vuonminh.shared import db
 from vuonminh.shared.events import ALL_TOPICS, Envelope
 from vuonminh.shared.inbox import ConsumerRunner
 from vuonminh.shared.outbox import OutboxRelay, write_to_outbox
+from vuonminh.shared.retention import Janitor
 from vuonminh.shared.service import ServiceSpec
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport import LogProducer, Transport
 from vuonminh.shared.transport.kafka import KafkaTransport
+from vuonminh.shared.transport.kafka_topics import TopicPolicy
 from vuonminh.shared.transport.local import LocalTransport
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -125,6 +127,7 @@ class Platform:
         self.runtimes = {rt.name: rt for rt in runtimes}
         self.transport = transport
         self.mode = mode
+        self.janitor = Janitor.for_platform(self)  # retention of outbox, inbox and local log
 
     def service(self, name: str) -> ServiceRuntime:
         return self.runtimes[name]
@@ -133,9 +136,11 @@ class Platform:
         await self.transport.ensure_topics(ALL_TOPICS)
         for runtime in self.runtimes.values():
             await runtime.start()
+        self.janitor.start()
         log.info("platform.started", mode=self.mode, services=list(self.runtimes))
 
     async def stop(self) -> None:
+        await self.janitor.stop()
         for runtime in reversed(list(self.runtimes.values())):
             await runtime.stop()
         await self.transport.close()
@@ -148,7 +153,9 @@ def kafka_platform(settings: Settings, service_names: Sequence[str]) -> Platform
             "(scripts/dev-services up prints both); `vuonminh run` needs neither"
         )
     transport = KafkaTransport(
-        settings.kafka_bootstrap_servers, namespace=settings.kafka_namespace, partitions=settings.topic_partitions
+        settings.kafka_bootstrap_servers,
+        namespace=settings.kafka_namespace,
+        policy=TopicPolicy.from_settings(settings),
     )
     runtimes = [
         ServiceRuntime(
@@ -164,7 +171,8 @@ def kafka_platform(settings: Settings, service_names: Sequence[str]) -> Platform
 
 def embedded_platform(settings: Settings, data_dir: Path | None = None) -> Platform:
     data_dir = data_dir or settings.data_dir
-    transport = LocalTransport(data_dir / "log.sqlite3")
+    max_bytes = int(settings.local_log_max_mb * 2**20) if settings.local_log_max_mb else None
+    transport = LocalTransport(data_dir / "log.sqlite3", max_bytes=max_bytes)
     runtimes = [
         ServiceRuntime(
             load_service(name),
