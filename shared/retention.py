@@ -19,10 +19,12 @@ consumer for long; on PostgreSQL one replica of a service prunes at a time (advi
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -156,6 +158,8 @@ class Janitor:
                 ),
                 key=tuple_(processed.c.consumer_group, processed.c.event_id),
             )
+            if service.engine.dialect.name == "sqlite":
+                await _checkpoint_sqlite(service.engine)
         if self.local_log is not None:
             report.log_records = await self._prune_local_log(self.local_log, now_ms=int(now.timestamp() * 1000))
         for store, counts in (
@@ -209,3 +213,60 @@ class Janitor:
         await local_log.checkpoint()
         LOCAL_LOG_BYTES.set(local_log.size_bytes())
         return deleted
+
+
+async def _checkpoint_sqlite(engine: AsyncEngine) -> None:
+    """Truncates the file's WAL (it would otherwise keep the size of its largest burst).
+
+    On the driver's connection: SQLAlchemy would open a transaction, inside which SQLite
+    refuses to checkpoint. A reader in the way only makes it a partial checkpoint.
+    """
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        await raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def disk_usage(data_dir: Path) -> dict[str, int]:
+    """Bytes on disk of each SQLite file of an embedded data dir, its WAL included."""
+    usage: dict[str, int] = {}
+    for path in sorted(data_dir.glob("*.sqlite3")):
+        wal = path.with_name(path.name + "-wal")
+        usage[path.name] = path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    return usage
+
+
+def table_bytes(path: Path) -> dict[str, int]:
+    """Bytes each table of a SQLite file takes, its indexes included, plus "(free)" for pages
+    the file holds for reuse. Needs SQLite's dbstat table (in the usual builds)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_schema").fetchall())
+        usage: dict[str, int] = {}
+        for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
+            table = owner.get(name, name)
+            usage[table] = usage.get(table, 0) + size
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        usage["(free)"] = conn.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        return usage
+    finally:
+        conn.close()
+
+
+async def unconsumed(platform: Platform) -> int:
+    """Outbox rows not yet sent plus local-log records some reading group has not committed:
+    0 once everything sent has been handled (a quiet embedded platform)."""
+    pending = 0
+    for runtime in platform.runtimes.values():
+        outbox = runtime.spec.outbox
+        async with runtime.engine.connect() as conn:
+            pending += await conn.scalar(
+                select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+            )
+    local_log = getattr(platform.transport, "log", None)
+    if isinstance(local_log, LocalLog):
+        committed = await local_log.group_offsets()
+        for topic, (_first, last) in (await local_log.topics()).items():
+            for runtime in platform.runtimes.values():
+                if topic in runtime.spec.subscriptions:
+                    pending += max(0, last + 1 - committed.get(topic, {}).get(runtime.spec.consumer_group, 0))
+    return pending
