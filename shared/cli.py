@@ -10,6 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
+from vuonminh.shared import ops_cli
 from vuonminh.shared.app import create_app
 from vuonminh.shared.logging import configure_logging
 from vuonminh.shared.runtime import SERVICE_NAMES, Platform, embedded_platform, kafka_platform
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--livestream-id")
     send.add_argument("--retries", type=int, default=3, help="retries per order on a non-2xx reply")
     send.set_defaults(func=cmd_send_orders)
+    ops_cli.register(commands)  # topics, dlq
     return parser
 
 
