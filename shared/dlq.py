@@ -15,6 +15,7 @@ it, and replaying the same record again is skipped and reported unless forced.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ REPLAY_OF = "dlq_replay_of"  # on a marker: "<partition>:<offset>" of the replay
 REPLAYED_FROM = "dlq_replayed_from"  # on a replayed record: "<dlq topic>:<partition>:<offset>"
 REPLAYED_AT = "dlq_replayed_at"
 SEND_CHUNK = 100
+SCAN_STALL_S = 30.0
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -257,6 +259,7 @@ class DeadLetters:
                     timestamp_ms=record.timestamp_ms,
                 )
             )
+        parked.sort(key=lambda d: (d.failed_at, d.dlq_topic, d.partition, d.offset))
         return [replace(d, replays=tuple(replays.get((d.dlq_topic, f"{d.partition}:{d.offset}"), ()))) for d in parked]
 
     async def find(self, refs: Sequence[str]) -> list[DeadLetter]:
@@ -312,36 +315,58 @@ class KafkaDeadLetterLog:
 
     async def scan(self, topics: Sequence[str], progress: Callable[[int], Progress]) -> list[IncomingRecord]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
 
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id="vuonminh-dlq")
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            names = [self.namespace + t for t in topics if self.namespace + t in existing]
+            metadata = await admin.describe_topics(names) if names else []
+        finally:
+            await admin.close()
+        partitions = [
+            TopicPartition(topic["topic"], p["partition"])
+            for topic in metadata
+            for p in sorted(topic["partitions"], key=lambda p: p["partition"])
+        ]
+        if not partitions:
+            return []
         # No group: reading dead letters must not commit offsets anywhere or join any group.
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=None,
             enable_auto_commit=False,
+            # Not the default "latest": a reset racing the seek below must not skip records.
+            auto_offset_reset="earliest",
             client_id="vuonminh-dlq",
         )
         await consumer.start()
         try:
-            existing = await consumer.topics()
-            partitions = [
-                TopicPartition(self.namespace + topic, p)
-                for topic in topics
-                if self.namespace + topic in existing
-                for p in sorted(consumer.partitions_for_topic(self.namespace + topic) or ())
-            ]
-            if not partitions:
-                return []
             consumer.assign(partitions)
             first = await consumer.beginning_offsets(partitions)
             end = await consumer.end_offsets(partitions)
-            await consumer.seek_to_beginning(*partitions)
+            for tp in partitions:
+                consumer.seek(tp, first[tp])
             tick = progress(sum(end[tp] - first[tp] for tp in partitions))
+            # Done with a partition once a record at or past its end offset (taken above) was
+            # returned; the consumer's position() can run ahead of what getmany returned.
             remaining = {tp for tp in partitions if end[tp] > first[tp]}
             records: list[IncomingRecord] = []
+            stalled_since = time.monotonic()
             while remaining:
+                if time.monotonic() - stalled_since > SCAN_STALL_S:
+                    raise DeadLetterError(
+                        f"reading {', '.join(sorted({tp.topic for tp in remaining}))} made no progress for "
+                        f"{SCAN_STALL_S:.0f} s: is the broker reachable?"
+                    )
                 batches = await consumer.getmany(*remaining, timeout_ms=1000)
+                if batches:
+                    stalled_since = time.monotonic()
                 for tp, messages in batches.items():
                     kept = [m for m in messages if m.offset < end[tp]]
+                    if messages and messages[-1].offset + 1 >= end[tp]:
+                        remaining.discard(tp)
                     records.extend(
                         IncomingRecord(
                             topic=m.topic.removeprefix(self.namespace),
@@ -355,9 +380,6 @@ class KafkaDeadLetterLog:
                         for m in kept
                     )
                     tick(len(kept))
-                for tp in list(remaining):
-                    if await consumer.position(tp) >= end[tp]:
-                        remaining.discard(tp)
             return records
         finally:
             await consumer.stop()

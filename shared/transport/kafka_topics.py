@@ -11,6 +11,7 @@ retention is the operator's call; what differs from the settings is reported ins
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ PRODUCTION_MIN_REPLICAS = 3
 PRODUCTION_MIN_INSYNC = 2
 MANAGED_CONFIGS = ("retention.ms", "min.insync.replicas")
 _TOPIC_ALREADY_EXISTS = 36
+METADATA_WAIT_S = 5.0
 
 
 class TopicPolicyError(RuntimeError):
@@ -134,13 +136,14 @@ class KafkaTopics:
         async with self._admin() as admin:
             existing = set(await admin.list_topics())
             missing = [t for t in topics if self.namespace + t not in existing]
-            present = [t for t in topics if self.namespace + t in existing]
             if missing and not self.policy.auto_create:
                 raise TopicPolicyError(
                     f"topics {', '.join(self.namespace + t for t in missing)} do not exist and "
                     "VUONMINH_TOPIC_AUTO_CREATE=false: create them first (`vuonminh topics create`)"
                 )
             created = await self._create(admin, missing) if missing else []
+            # Topics another process created meanwhile are checked like the ones that were there.
+            present = [t for t in topics if t not in created]
             if present:
                 states = await self._describe(admin, present)
                 drift = {s.name: s.drift(self.policy) for s in states if s.drift(self.policy)}
@@ -155,7 +158,7 @@ class KafkaTopics:
             existing = set(await admin.list_topics())
             missing = [t for t in topics if self.namespace + t not in existing]
             created = await self._create(admin, missing) if missing else []
-            present = [t for t in topics if t not in missing]
+            present = [t for t in topics if t not in created]
             return created, await self._describe(admin, present) if present else []
 
     async def describe(self, topics: Sequence[str]) -> list[TopicState]:
@@ -198,7 +201,7 @@ class KafkaTopics:
 
     async def _describe(self, admin: AIOKafkaAdminClient, topics: Sequence[str]) -> list[TopicState]:
         full = [self.namespace + t for t in topics]
-        metadata = {t["topic"]: t for t in await admin.describe_topics(full)}
+        metadata = await self._metadata(admin, full)
         responses = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(MANAGED_CONFIGS)) for name in full]
         )
@@ -221,6 +224,18 @@ class KafkaTopics:
                 )
             )
         return states
+
+    @staticmethod
+    async def _metadata(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, dict]:
+        """Topic metadata; a topic created a moment ago may show no partitions yet, so that is
+        waited out for a few seconds rather than reported as missing."""
+        deadline = asyncio.get_running_loop().time() + METADATA_WAIT_S
+        while True:
+            metadata = {t["topic"]: t for t in await admin.describe_topics(names)}
+            settled = all(metadata.get(name, {}).get("partitions") for name in names)
+            if settled or asyncio.get_running_loop().time() > deadline:
+                return metadata
+            await asyncio.sleep(0.2)
 
     @asynccontextmanager
     async def _admin(self) -> AsyncIterator[AIOKafkaAdminClient]:
