@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     dedupe_window_days: float = Field(default=45.0, ge=0, validation_alias="VUONMINH_DEDUPE_WINDOW_DAYS")
     # Embedded mode: a cap on the local log file; appends beyond it fail (webhooks get 503)
     # until the janitor has freed space or the cap is raised. Unset: the disk is the limit.
-    local_log_max_mb: float | None = Field(default=None, gt=0, validation_alias="VUONMINH_LOCAL_LOG_MAX_MB")
+    # Keep it far above one outbox relay send (up to 200 events): hundreds of MB in practice.
+    local_log_max_mb: float | None = Field(default=None, ge=1, validation_alias="VUONMINH_LOCAL_LOG_MAX_MB")
 
 
 @lru_cache
