@@ -44,8 +44,7 @@ class DeadLetterError(Exception):
 
 @dataclass(frozen=True)
 class Replay:
-    at: str
-    marker: str  # where the marker is: "<dlq topic>:<partition>:<offset>"
+    at: str  # when, from the marker record
 
 
 @dataclass(frozen=True)
@@ -235,18 +234,15 @@ class DeadLetters:
         self, topics: Iterable[str] = (), *, progress: Callable[[int], Progress] = lambda _total: lambda _n: None
     ) -> list[DeadLetter]:
         """Every dead letter of these original topics (all when empty), with its replays."""
-        dlq_topics = [dead_letter_topic(t) for t in (topics or [t.value for t in Topic])]
+        originals = list(topics) or [t.value for t in Topic]
+        dlq_topics = [dead_letter_topic(t) for t in originals]
         records = await self.log.scan(dlq_topics, progress)
         replays: dict[tuple[str, str], list[Replay]] = {}
         parked: list[DeadLetter] = []
         for record in records:
             replay_of = record.header(REPLAY_OF)
             if replay_of is not None:
-                replays.setdefault((record.topic, replay_of), []).append(
-                    Replay(
-                        at=record.header(REPLAYED_AT) or "", marker=f"{record.topic}:{record.partition}:{record.offset}"
-                    )
-                )
+                replays.setdefault((record.topic, replay_of), []).append(Replay(at=record.header(REPLAYED_AT) or ""))
                 continue
             parked.append(
                 DeadLetter(
