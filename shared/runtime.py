@@ -26,7 +26,7 @@ from vuonminh.shared.service import ServiceSpec
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport import LogProducer, Transport
 from vuonminh.shared.transport.kafka import KafkaTransport
-from vuonminh.shared.transport.kafka_topics import TopicPolicy
+from vuonminh.shared.transport.kafka_topics import TopicPolicy, TopicPolicyError
 from vuonminh.shared.transport.local import LocalTransport
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -152,11 +152,12 @@ def kafka_platform(settings: Settings, service_names: Sequence[str]) -> Platform
             "serve needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
             "(scripts/dev-services up prints both); `vuonminh run` needs neither"
         )
-    transport = KafkaTransport(
-        settings.kafka_bootstrap_servers,
-        namespace=settings.kafka_namespace,
-        policy=TopicPolicy.from_settings(settings),
-    )
+    policy = TopicPolicy.from_settings(settings)
+    try:
+        policy.check_at_start(settings.kafka_namespace)  # a clear stop now, not a retry loop later
+    except TopicPolicyError as error:
+        raise SystemExit(f"vuonminh serve: {error}") from error
+    transport = KafkaTransport(settings.kafka_bootstrap_servers, namespace=settings.kafka_namespace, policy=policy)
     runtimes = [
         ServiceRuntime(
             load_service(name),

@@ -98,6 +98,12 @@ class TopicPolicy:
                 "and set VUONMINH_TOPIC_AUTO_CREATE=false."
             )
 
+    def check_at_start(self, namespace: str = "") -> None:
+        """Refuses at once, before Kafka is reached, a policy a service could create topics with
+        (auto-creation on) but must not; with auto-creation off, the admin step decides."""
+        if self.auto_create:
+            self.check_can_create([f"{namespace}*"])
+
 
 @dataclass
 class TopicState:
