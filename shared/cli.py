@@ -10,6 +10,7 @@ from pathlib import Path
 import uvicorn
 
 from vuonminh.orders.operator import add_shops_command
+from vuonminh.shared import ops_cli
 from vuonminh.shared.app import create_app
 from vuonminh.shared.logging import configure_logging
 from vuonminh.shared.runtime import ROLES, SERVICE_NAMES, Platform, embedded_platform, kafka_platform
@@ -217,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.set_defaults(func=cmd_send_orders)
 
     add_shops_command(commands)
+    ops_cli.register(commands)  # topics, dlq
     return parser
 
 

@@ -45,6 +45,8 @@ def sqlite_engine(path: Path) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")  # an accepted effect survives a crash
         cursor.execute("PRAGMA foreign_keys=ON")
+        # The WAL shrinks back to this after a checkpoint, instead of keeping its largest size.
+        cursor.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

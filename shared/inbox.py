@@ -31,7 +31,7 @@ from tenacity import RetryCallState
 
 from vuonminh.shared.events import Envelope, PoisonMessage, UnknownEventType, dead_letter_topic
 from vuonminh.shared.faults import crash_point
-from vuonminh.shared.metrics import EVENTS_CONSUMED, HANDLER_FAILURES, HELD_PARTITIONS
+from vuonminh.shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_FAILURES, HELD_PARTITIONS
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.retry import retrying, until_done
 from vuonminh.shared.timeutil import utc_now
@@ -324,6 +324,7 @@ class ConsumerRunner:
         # The offset must not move past a record that is neither handled nor parked: wait, never drop.
         await until_done("dead-letter send", lambda: self._dlq.send([parked]), group=self.group_id)
         EVENTS_CONSUMED.labels(self.group_id, event_type, "dead_lettered").inc()
+        DEAD_LETTERED.labels(self.group_id, record.topic).inc()
         log.error(
             "consumer.dead_lettered",
             group=self.group_id,

@@ -27,3 +27,16 @@ WEBHOOK_LATENCY = Histogram(
     ["channel"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+DEAD_LETTERED = Counter(
+    "vuonminh_dead_lettered_total",
+    "Records parked on a dead-letter topic, by consumer group and the topic they came from",
+    ["group", "topic"],
+)
+RETENTION_DELETED = Counter(
+    "vuonminh_retention_deleted_total",
+    "Rows and records deleted by retention, by store (local_log, outbox, processed_events) and owner",
+    ["store", "owner"],  # owner: the service, or the topic for the local log
+)
+LOCAL_LOG_BYTES = Gauge(
+    "vuonminh_local_log_bytes", "Size of the embedded local log on disk, at the last retention pass"
+)

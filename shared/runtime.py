@@ -22,11 +22,13 @@ from vuonminh.shared import db
 from vuonminh.shared.events import ALL_TOPICS, Envelope
 from vuonminh.shared.inbox import ConsumerRunner
 from vuonminh.shared.outbox import OutboxRelay, write_to_outbox
+from vuonminh.shared.retention import Janitor
 from vuonminh.shared.retry import until_done
 from vuonminh.shared.service import ServiceSpec
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport import LogProducer, Transport
 from vuonminh.shared.transport.kafka import KafkaTransport
+from vuonminh.shared.transport.kafka_topics import TopicPolicy, TopicPolicyError
 from vuonminh.shared.transport.local import LocalTransport
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -196,6 +198,7 @@ class Platform:
         self.mode = mode
         self.role = role
         self._connecting: asyncio.Task[None] | None = None
+        self.janitor = Janitor.for_platform(self)  # retention of outbox, inbox and local log
 
     def service(self, name: str) -> ServiceRuntime:
         return self.runtimes[name]
@@ -212,6 +215,7 @@ class Platform:
         await until_done("create topics", lambda: self.transport.ensure_topics(ALL_TOPICS))
         for runtime in self.runtimes.values():
             await runtime.connect()
+        self.janitor.start()
         log.info("platform.connected_to_log", mode=self.mode)
 
     async def wait_connected(self, timeout_s: float = 30.0) -> None:
@@ -229,6 +233,7 @@ class Platform:
         return dead
 
     async def stop(self) -> None:
+        await self.janitor.stop()
         if self._connecting is not None:
             self._connecting.cancel()
             await asyncio.gather(self._connecting, return_exceptions=True)
@@ -243,9 +248,12 @@ def kafka_platform(settings: Settings, service_names: Sequence[str], *, role: Ro
             "serve needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL "
             "(scripts/dev-services up prints both); `vuonminh run` needs neither"
         )
-    transport = KafkaTransport(
-        settings.kafka_bootstrap_servers, namespace=settings.kafka_namespace, partitions=settings.topic_partitions
-    )
+    policy = TopicPolicy.from_settings(settings)
+    try:
+        policy.check_at_start(settings.kafka_namespace)  # a clear stop now, not a retry loop later
+    except TopicPolicyError as error:
+        raise SystemExit(f"vuonminh serve: {error}") from error
+    transport = KafkaTransport(settings.kafka_bootstrap_servers, namespace=settings.kafka_namespace, policy=policy)
     runtimes = [
         ServiceRuntime(
             load_service(name),
@@ -261,7 +269,8 @@ def kafka_platform(settings: Settings, service_names: Sequence[str], *, role: Ro
 
 def embedded_platform(settings: Settings, data_dir: Path | None = None) -> Platform:
     data_dir = data_dir or settings.data_dir
-    transport = LocalTransport(data_dir / "log.sqlite3")
+    max_bytes = int(settings.local_log_max_mb * 2**20) if settings.local_log_max_mb else None
+    transport = LocalTransport(data_dir / "log.sqlite3", max_bytes=max_bytes)
     runtimes = [
         ServiceRuntime(
             load_service(name),

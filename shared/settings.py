@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,34 @@ class Settings(BaseSettings):
     unknown_type_hold_s: float = Field(default=30.0, gt=0, validation_alias="VUONMINH_UNKNOWN_TYPE_HOLD_S")
     # A consumer is reported unready when its poll loop has not turned for this long.
     consumer_stall_s: float = Field(default=60.0, validation_alias="VUONMINH_CONSUMER_STALL_S")
+
+    # -- topics (docs/operations.md, "Topics") --------------------------------------------------
+    # Outside development no topic is created with fewer than 3 replicas or
+    # min.insync.replicas below 2: a service refuses at start, and so does `vuonminh topics create`.
+    environment: Literal["development", "production"] = Field(
+        default="development", validation_alias="VUONMINH_ENVIRONMENT"
+    )
+    topic_replication_factor: int = Field(default=1, ge=1, validation_alias="VUONMINH_TOPIC_REPLICATION_FACTOR")
+    topic_min_insync_replicas: int = Field(default=1, ge=1, validation_alias="VUONMINH_TOPIC_MIN_INSYNC_REPLICAS")
+    topic_retention_days: float = Field(default=7.0, gt=0, validation_alias="VUONMINH_TOPIC_RETENTION_DAYS")
+    # Dead-letter topics are kept long: an operator has this long to look at a record and replay it.
+    dlq_retention_days: float = Field(default=30.0, gt=0, validation_alias="VUONMINH_DLQ_RETENTION_DAYS")
+    # false: services never create topics; an admin step does (`vuonminh topics create`).
+    topic_auto_create: bool = Field(default=True, validation_alias="VUONMINH_TOPIC_AUTO_CREATE")
+
+    # -- retention of what the services keep themselves (shared/retention.py) ------------------
+    janitor_interval_s: float = Field(default=300.0, gt=0, validation_alias="VUONMINH_JANITOR_INTERVAL_S")
+    # Published outbox rows are kept this long (to see what was sent), then deleted.
+    outbox_retention_days: float = Field(default=7.0, ge=0, validation_alias="VUONMINH_OUTBOX_RETENTION_DAYS")
+    # processed_events rows (the inbox's memory of event ids) are kept this long. It must outlast
+    # any redelivery of an event: a dead-letter replay (up to VUONMINH_DLQ_RETENTION_DAYS after
+    # the failure) reaches every group of the topic again, and a rewind re-reads what the topic
+    # still holds (VUONMINH_TOPIC_RETENTION_DAYS).
+    dedupe_window_days: float = Field(default=45.0, ge=0, validation_alias="VUONMINH_DEDUPE_WINDOW_DAYS")
+    # Embedded mode: a cap on the local log file; appends beyond it fail (webhooks get 503)
+    # until the janitor has freed space or the cap is raised. Unset: the disk is the limit.
+    # Keep it far above one outbox relay send (up to 200 events): hundreds of MB in practice.
+    local_log_max_mb: float | None = Field(default=None, ge=1, validation_alias="VUONMINH_LOCAL_LOG_MAX_MB")
 
 
 @lru_cache

@@ -33,6 +33,7 @@ from vuonminh.shared.app import runtime_of, session_of
 from vuonminh.shared.events.orders import Buyer, BuyerAddress
 from vuonminh.shared.metrics import WEBHOOK_LATENCY, WEBHOOKS
 from vuonminh.shared.runtime import ServiceRuntime
+from vuonminh.shared.transport import LogFull
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["orders"])
@@ -133,9 +134,8 @@ async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONRespon
         await intake.accept(runtime.producer, envelope, timeout_s=runtime.settings.intake_timeout_s)
     except Exception as error:  # the log is unavailable: nothing was accepted, the shop retries
         log.error("orders.intake_unavailable", error=repr(error), event_id=envelope.id)
-        return _reply(
-            503, {"detail": "order log unavailable, retry later"}, started=started, headers={"Retry-After": "5"}
-        )
+        detail = "order log full, retry later" if isinstance(error, LogFull) else "order log unavailable, retry later"
+        return _reply(503, {"detail": detail}, started=started, headers={"Retry-After": "5"})
     return _reply(202, {"status": "accepted", "event_id": envelope.id, "key": envelope.subject}, started=started)
 
 

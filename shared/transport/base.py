@@ -11,6 +11,13 @@ from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 TopicPartition = tuple[str, int]
 
 
+class LogFull(OSError):
+    """The log cannot take more records: its size cap or its disk is full.
+
+    An OSError, so consumers and relays wait it out as an outage and never dead-letter for it.
+    """
+
+
 class LogProducer(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.transport.base import TopicPartition as TP
+from vuonminh.shared.transport.kafka_topics import KafkaTopics, TopicPolicy
 
 log = structlog.get_logger(__name__)
 
@@ -133,32 +132,14 @@ class KafkaConsumer:
 class KafkaTransport:
     name = "kafka"
 
-    def __init__(
-        self, bootstrap_servers: str, *, namespace: str = "", partitions: int = 6, replication_factor: int = 1
-    ) -> None:
+    def __init__(self, bootstrap_servers: str, *, namespace: str = "", policy: TopicPolicy | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.namespace = namespace
-        self.partitions = partitions
-        self.replication_factor = replication_factor
+        self.topic_policy = policy or TopicPolicy()
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            wanted = [
-                NewTopic(
-                    name=self.namespace + t, num_partitions=self.partitions, replication_factor=self.replication_factor
-                )
-                for t in topics
-                if self.namespace + t not in existing
-            ]
-            if wanted:
-                with contextlib.suppress(TopicAlreadyExistsError):  # another service was first
-                    await admin.create_topics(wanted)
-                log.info("kafka.topics_created", topics=[t.name for t in wanted])
-        finally:
-            await admin.close()
+        """Creates missing topics as the policy says (or refuses); reports drift of existing ones."""
+        await KafkaTopics(self.bootstrap_servers, namespace=self.namespace, policy=self.topic_policy).ensure(topics)
 
     def producer(self, *, client_id: str) -> KafkaProducer:
         return KafkaProducer(self.bootstrap_servers, client_id, self.namespace)

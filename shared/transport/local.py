@@ -6,7 +6,13 @@ synchronous=FULL, so a kill -9 or power cut after the reply loses nothing), orde
 least once. Concurrent appends are group-committed: one transaction and one fsync serve every
 append that arrived meanwhile, as a Kafka producer batches within linger.ms.
 It serves one process (the all-in-one `vuonminh run`): a lock file keeps a second one out, and
-each consumer group has a single member.
+each consumer group has a single member. Operator tools (`vuonminh dlq`) may append beside it:
+offsets are taken from the file inside each write transaction, never from a cache.
+
+Retention (shared/retention.py) deletes what every group has read; the newest record of each
+topic is always kept, as it carries the topic's next offset. A size cap (max_bytes, from
+VUONMINH_LOCAL_LOG_MAX_MB) or a full disk makes appends fail with LogFull, which names the
+cause, while group commits and deletions, which need no new pages, still go through.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import asyncio
 import fcntl
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +30,7 @@ from typing import IO
 from vuonminh.shared.aio import wait_for_event
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.timeutil import utc_now
-from vuonminh.shared.transport.base import TopicPartition
+from vuonminh.shared.transport.base import LogFull, TopicPartition
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -44,6 +50,7 @@ CREATE TABLE IF NOT EXISTS group_offsets (
 ) WITHOUT ROWID;
 """
 _MAX_GROUP_COMMIT = 2000
+_DELETE_CHUNK = 5000  # records per deleting transaction: appends never wait long behind retention
 
 
 class DataDirInUse(RuntimeError):
@@ -63,41 +70,49 @@ class _Commit:
     done: asyncio.Future[None]
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, max_bytes: int | None = None) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
+    # Without a limit the WAL file keeps the size of its largest burst; this truncates it back.
+    conn.execute(f"PRAGMA journal_size_limit={64 * 1024 * 1024}")
+    if max_bytes is not None:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        # Never below the pages the file has: SQLite would keep its current size anyway.
+        conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page_size)}")
     return conn
 
 
+def _is_full(error: BaseException) -> bool:
+    return isinstance(error, sqlite3.Error) and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+
+
 class LocalLog:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int | None = None, exclusive: bool = True) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        # exclusive=False is for operator tools beside a running process: no lock file taken.
+        self._exclusive = exclusive
         self._lock_file: IO[str] | None = None
         self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="locallog-write")
         self._reader_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="locallog-read")
         self._writes: asyncio.Queue[_Append | _Commit] = asyncio.Queue()
-        self._next_offset: dict[str, int] = {}
         self._appended = asyncio.Event()
         self._writer_task: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_file = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while open
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as error:
-            raise DataDirInUse(f"{self.path.parent} is used by another running process") from error
+        if self._exclusive:
+            self._lock_file = open(self.path.with_suffix(".lock"), "w")  # noqa: SIM115 - held while open
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as error:
+                raise DataDirInUse(f"{self.path.parent} is used by another running process") from error
         loop = asyncio.get_running_loop()
-        self._write_conn = await loop.run_in_executor(self._writer_thread, _connect, self.path)
+        self._write_conn = await loop.run_in_executor(self._writer_thread, _connect, self.path, self.max_bytes)
         self._read_conn = await loop.run_in_executor(self._reader_thread, _connect, self.path)
         await loop.run_in_executor(self._writer_thread, self._write_conn.executescript, _SCHEMA)
-        rows = await loop.run_in_executor(
-            self._writer_thread,
-            lambda: self._write_conn.execute('SELECT topic, MAX("offset") FROM records GROUP BY topic').fetchall(),
-        )
-        self._next_offset = {topic: last + 1 for topic, last in rows}
         self._writer_task = asyncio.create_task(self._write_loop(), name="locallog-writer")
 
     async def close(self) -> None:
@@ -135,28 +150,56 @@ class LocalLog:
                 batch.append(self._writes.get_nowait())
             try:
                 await loop.run_in_executor(self._writer_thread, self._write_batch, batch)
-            except Exception as error:  # every waiter hears of it; nothing was committed
+            except LogFull as full:
+                if len(batch) == 1:
+                    self._settle(batch, full)
+                    continue
+                # One transaction failed for all: retried one by one, offset commits (which
+                # need no new page) still land, so consumers move on and retention frees space.
                 for op in batch:
-                    if not op.done.done():
-                        op.done.set_exception(error)
+                    try:
+                        await loop.run_in_executor(self._writer_thread, self._write_batch, [op])
+                    except Exception as error:
+                        self._settle([op], error)
+                    else:
+                        self._settle([op], None)
+                self._signal_appended()
                 continue
-            for op in batch:
-                if not op.done.done():
-                    op.done.set_result(None)
-            appended, self._appended = self._appended, asyncio.Event()
-            appended.set()
+            except Exception as error:  # every waiter hears of it; nothing was committed
+                self._settle(batch, error)
+                continue
+            self._settle(batch, None)
+            self._signal_appended()
+
+    @staticmethod
+    def _settle(ops: Iterable[_Append | _Commit], error: BaseException | None) -> None:
+        for op in ops:
+            if op.done.done():
+                continue
+            if error is None:
+                op.done.set_result(None)
+            else:
+                op.done.set_exception(error)
+
+    def _signal_appended(self) -> None:
+        appended, self._appended = self._appended, asyncio.Event()
+        appended.set()
 
     def _write_batch(self, batch: list[_Append | _Commit]) -> None:
         conn = self._write_conn
-        next_offset = dict(self._next_offset)
         now_ms = int(utc_now().timestamp() * 1000)
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # Read under the write lock: another writer (an operator tool) may have appended.
+            next_offset = {
+                topic: self._next_offset_in_file(topic)
+                for topic in {r.topic for op in batch if isinstance(op, _Append) for r in op.records}
+            }
             for op in batch:
                 if isinstance(op, _Append):
                     rows = []
                     for r in op.records:
-                        offset = next_offset.get(r.topic, 0)
+                        offset = next_offset[r.topic]
                         next_offset[r.topic] = offset + 1
                         headers = json.dumps([[k, v.decode("latin-1")] for k, v in r.headers])
                         rows.append((r.topic, offset, r.key, r.value, headers, now_ms))
@@ -172,10 +215,73 @@ class LocalLog:
                         [(op.group_id, topic, offset) for (topic, _p), offset in op.positions.items()],
                     )
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as error:
+            # SQLite rolls back by itself on some errors (SQLITE_FULL among them): a ROLLBACK
+            # then fails with "no transaction is active" and would hide the real error.
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error as rollback_error:
+                    error.add_note(f"and the rollback failed: {rollback_error!r}")
+            if _is_full(error):
+                limit = "the disk"
+                if self.max_bytes:
+                    limit = f"VUONMINH_LOCAL_LOG_MAX_MB={self.max_bytes / 2**20:g} or the disk"
+                raise LogFull(
+                    f"the local log {self.path} is full ({limit}): {error}. Retention frees space once "
+                    "the consumers have committed; or free disk space, or raise the cap and restart"
+                ) from error
             raise
-        self._next_offset = next_offset
+
+    def _next_offset_in_file(self, topic: str) -> int:
+        last = self._write_conn.execute('SELECT MAX("offset") FROM records WHERE topic = ?', (topic,)).fetchone()[0]
+        return 0 if last is None else last + 1
+
+    # -- retention --------------------------------------------------------------------------------
+    async def delete_records(self, topic: str, *, below_offset: int | None = None, before_ms: int | None = None) -> int:
+        """Deletes the topic's records under `below_offset` and/or older than `before_ms`, in
+        short transactions, always keeping the newest record (it carries the next offset)."""
+        loop = asyncio.get_running_loop()
+        deleted = 0
+        while True:
+            count = await loop.run_in_executor(self._writer_thread, self._delete_chunk, topic, below_offset, before_ms)
+            deleted += count
+            if count < _DELETE_CHUNK:
+                return deleted
+
+    def _delete_chunk(self, topic: str, below_offset: int | None, before_ms: int | None) -> int:
+        conn = self._write_conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            last = conn.execute('SELECT MAX("offset") FROM records WHERE topic = ?', (topic,)).fetchone()[0]
+            if last is None:
+                conn.execute("COMMIT")
+                return 0
+            below = last if below_offset is None else min(below_offset, last)
+            where, args = 'topic = ? AND "offset" < ?', [topic, below]
+            if before_ms is not None:
+                where, args = where + " AND timestamp_ms < ?", [*args, before_ms]
+            deleted = conn.execute(
+                'DELETE FROM records WHERE topic = ? AND "offset" IN '
+                f'(SELECT "offset" FROM records WHERE {where} ORDER BY "offset" LIMIT ?)',
+                (topic, *args, _DELETE_CHUNK),
+            ).rowcount
+            conn.execute("COMMIT")
+            return deleted
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    async def checkpoint(self) -> None:
+        """Moves the WAL into the file and truncates it, when no reader is in the way."""
+        await asyncio.get_running_loop().run_in_executor(
+            self._writer_thread, lambda: self._write_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        )
+
+    def size_bytes(self) -> int:
+        """The log's size on disk: the file and its write-ahead log."""
+        return sum(p.stat().st_size for p in (self.path, self.path.with_name(self.path.name + "-wal")) if p.exists())
 
     # -- reads ------------------------------------------------------------------------------------
     def appended_signal(self) -> asyncio.Event:
@@ -212,6 +318,28 @@ class LocalLog:
             return row[0] if row else 0
 
         return await asyncio.get_running_loop().run_in_executor(self._reader_thread, query)
+
+    async def topics(self) -> dict[str, tuple[int, int]]:
+        """Each topic in the file with the first and last offset it still holds."""
+
+        def query() -> list[tuple]:
+            return self._read_conn.execute(
+                'SELECT topic, MIN("offset"), MAX("offset") FROM records GROUP BY topic'
+            ).fetchall()
+
+        rows = await asyncio.get_running_loop().run_in_executor(self._reader_thread, query)
+        return {topic: (first, last) for topic, first, last in rows}
+
+    async def group_offsets(self) -> dict[str, dict[str, int]]:
+        """topic -> {group: next offset to read}, for every group that has committed."""
+
+        def query() -> list[tuple]:
+            return self._read_conn.execute("SELECT topic, group_id, next_offset FROM group_offsets").fetchall()
+
+        committed: dict[str, dict[str, int]] = {}
+        for topic, group, next_offset in await asyncio.get_running_loop().run_in_executor(self._reader_thread, query):
+            committed.setdefault(topic, {})[group] = next_offset
+        return committed
 
 
 class LocalProducer:
@@ -291,8 +419,8 @@ class LocalConsumer:
 class LocalTransport:
     name = "local"
 
-    def __init__(self, path: Path) -> None:
-        self.log = LocalLog(path)
+    def __init__(self, path: Path, *, max_bytes: int | None = None) -> None:
+        self.log = LocalLog(path, max_bytes=max_bytes)
         self._opened = False
 
     async def open(self) -> None:
