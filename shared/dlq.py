@@ -313,6 +313,8 @@ class KafkaDeadLetterLog:
         from aiokafka import AIOKafkaConsumer, TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient
 
+        from vuonminh.shared.transport.kafka import incoming_record
+
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers, client_id="vuonminh-dlq")
         await admin.start()
         try:
@@ -363,18 +365,7 @@ class KafkaDeadLetterLog:
                     kept = [m for m in messages if m.offset < end[tp]]
                     if messages and messages[-1].offset + 1 >= end[tp]:
                         remaining.discard(tp)
-                    records.extend(
-                        IncomingRecord(
-                            topic=m.topic.removeprefix(self.namespace),
-                            partition=m.partition,
-                            offset=m.offset,
-                            key=m.key,
-                            value=m.value,
-                            headers=tuple(m.headers or ()),
-                            timestamp_ms=m.timestamp,
-                        )
-                        for m in kept
-                    )
+                    records.extend(incoming_record(m, self.namespace) for m in kept)
                     tick(len(kept))
             return records
         finally:

@@ -26,7 +26,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy import Column, DateTime, Index, MetaData, String, Table, insert, select
 from tenacity import RetryCallState
 
 from vuonminh.shared.events import Envelope, PoisonMessage, UnknownEventType, dead_letter_topic
@@ -58,6 +58,8 @@ def processed_events_table(metadata: MetaData) -> Table:
         Column("event_id", String(64), primary_key=True),
         Column("event_type", String(200), nullable=False),
         Column("processed_at", DateTime(timezone=True), nullable=False),
+        # Retention deletes by age (shared/retention.py).
+        Index("ix_processed_events_processed_at", "processed_at"),
     )
 
 

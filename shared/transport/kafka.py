@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
@@ -64,6 +64,19 @@ class KafkaProducer:
         await asyncio.gather(*pending)
 
 
+def incoming_record(message: ConsumerRecord, namespace: str) -> IncomingRecord:
+    """A consumed Kafka message as the services see it: topic without the namespace prefix."""
+    return IncomingRecord(
+        topic=message.topic.removeprefix(namespace),
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+        timestamp_ms=message.timestamp,
+    )
+
+
 class KafkaConsumer:
     def __init__(self, bootstrap_servers: str, group_id: str, topics: Sequence[str], namespace: str = "") -> None:
         self._namespace = namespace
@@ -88,19 +101,7 @@ class KafkaConsumer:
 
     async def poll(self, *, max_records: int, timeout_s: float) -> list[IncomingRecord]:
         batches = await self._consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        return [
-            IncomingRecord(
-                topic=m.topic.removeprefix(self._namespace),
-                partition=m.partition,
-                offset=m.offset,
-                key=m.key,
-                value=m.value,
-                headers=tuple(m.headers or ()),
-                timestamp_ms=m.timestamp,
-            )
-            for messages in batches.values()
-            for m in messages
-        ]
+        return [incoming_record(m, self._namespace) for messages in batches.values() for m in messages]
 
     async def commit(self, positions: dict[TP, int]) -> bool:
         try:

@@ -83,7 +83,8 @@ async def test_dead_letters_are_listed_shown_and_replayed_on_kafka(
         return process.returncode, out.decode(), err.decode()
 
     code, out, err = await vuonminh("dlq", "list", "--json", "--group", "analytics")
-    assert code == 0 and f"Kafka at {bootstrap} (namespace '{namespace}')" in err
+    assert code == 0, err
+    assert f"Kafka at {bootstrap} (namespace '{namespace}')" in err
     assert sorted(json.loads(line)["ref"] for line in out.splitlines()) == sorted(
         d.ref for d in dead_letters if d.group == "vuonminh.analytics"
     )
