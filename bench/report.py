@@ -86,9 +86,17 @@ def drain_table(drains: dict[str, dict[str, Any]]) -> str:
         lines.append(
             f"| {mode} | {_n(d['orders'])} | {_n(d['accepted'])} | {_n(d['refusals'])} | {_n(d['never_accepted'])} "
             f"| {_n(d['intake_rate'])} | {_ms(d['reply_p50_s'])} / {_ms(d['reply_p99_s'])} | {_ms(d['drain_s'])} "
-            f"| {_n(d['end_to_end_rate'])} | {_ms(d['after_last_request_s'])} | {d['exactly_once']} |"
+            f"| {_rate(d)} | {_ms(d['after_last_request_s'])} | {d['exactly_once']} |"
         )
     return "\n".join(lines)
+
+
+def _rate(drain: dict[str, Any]) -> str:
+    if drain.get("end_to_end_rate") is not None:
+        return _n(drain["end_to_end_rate"])
+    if drain.get("partial_rate") is not None:
+        return f"{_n(drain['partial_rate'])} (gave up: {_n(drain['counted'])} counted)"
+    return "–"
 
 
 def latency_table(latencies: dict[str, dict[str, Any]]) -> str:
