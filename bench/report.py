@@ -252,3 +252,10 @@ def render(results: dict[str, Any]) -> str:
     if results.get("notes"):
         out += ["", "## Notes", "", *[f"- {note}" for note in results["notes"]]]
     return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    # Renders a run's table again from its raw numbers: python -m bench.report bench/results/<run>.json
+    import sys
+
+    print(render(json.loads(Path(sys.argv[1]).read_text())), end="")
