@@ -26,6 +26,18 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[min(len(ordered), int(rank)) - 1]
 
 
+def censored_percentile(observed: list[float], censored: list[float], p: float) -> tuple[float | None, bool]:
+    """Percentile of latencies some of which were never seen end (`censored`: how long they had
+    been waiting when the watch stopped, so lower bounds). Returns (value, is_a_lower_bound)."""
+    values = sorted([(v, False) for v in observed] + [(v, True) for v in censored])
+    if not values:
+        return None, False
+    rank = max(1, -(-len(values) * p // 100))
+    value, bound = values[min(len(values), int(rank)) - 1]
+    # Exact only if no unfinished one could still end below it.
+    return value, bound or any(c < value for c in censored)
+
+
 def _n(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "–"
@@ -99,6 +111,10 @@ def _rate(drain: dict[str, Any]) -> str:
     return "–"
 
 
+def _bound(latency: dict[str, Any], name: str) -> str:
+    return ("≥ " if latency.get(f"{name}_is_lower_bound") else "") + _ms(latency[f"{name}_s"])
+
+
 def latency_table(latencies: dict[str, dict[str, Any]]) -> str:
     lines = [
         "| mode | rate asked / held | orders | accepted | sampled | p50 | p90 | p99 | max | not counted | "
@@ -108,7 +124,7 @@ def latency_table(latencies: dict[str, dict[str, Any]]) -> str:
     for mode, d in latencies.items():
         lines.append(
             f"| {mode} | {_n(d['rate_asked'])} / {_n(d['rate_held'])} /s | {_n(d['orders'])} | {_n(d['accepted'])} "
-            f"| {_n(d['sampled'])} | {_ms(d['p50_s'])} | {_ms(d['p90_s'])} | {_ms(d['p99_s'])} | {_ms(d['max_s'])} "
+            f"| {_n(d['sampled'])} | {_bound(d, 'p50')} | {_bound(d, 'p90')} | {_bound(d, 'p99')} | {_bound(d, 'max')} "
             f"| {_n(d['not_counted'])} | {_ms(d['reply_p99_s'])} | {_ms(d['send_lag_p99_s'])} |"
         )
     return "\n".join(lines)

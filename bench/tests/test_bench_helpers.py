@@ -93,6 +93,14 @@ def test_percentile_is_nearest_rank():
     assert report.percentile([], 50) is None
 
 
+def test_unfinished_latencies_make_lower_bounds():
+    observed = [1.0, 2.0, 3.0, 4.0]
+    assert report.censored_percentile(observed, [], 50) == (2.0, False)
+    assert report.censored_percentile(observed, [10.0], 50) == (3.0, False)  # 10+ s cannot fall below 3 s
+    assert report.censored_percentile(observed, [10.0], 100) == (10.0, True)
+    assert report.censored_percentile(observed, [2.5], 100) == (4.0, True)  # the 2.5+ s one may end later
+
+
 def _wrk_run(requests: int, p99_us: int, non_2xx: int = 0) -> dict:
     return {
         "duration_us": 20_000_000, "requests": requests, "bytes": 0, "connect_errors": 0, "read_errors": 0,
