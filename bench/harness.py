@@ -470,7 +470,9 @@ class Bench:
             "(open them at speedscope.app or with `speedscope`). '-intake' starts with the burst's first request; "
             "'-after-burst' when its last reply came. 'cores busy' is sampled non-idle Python time over the "
             "recording (1.0 = one core's worth). Self time in `Runner.run` is the event loop's own C code (uvloop: "
-            "sockets, callbacks); `Condition.wait`/`_connection_worker_thread` are aiosqlite's worker threads."
+            "sockets, callbacks); `_connection_worker_thread` is aiosqlite's thread running SQLite; "
+            "`Condition.wait` and `_worker` are threads of a pool waiting for work, counted as busy by py-spy "
+            "(requests that hop to a worker thread for a plain `def` dependency keep such a pool alive)."
         )
 
 

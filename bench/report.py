@@ -131,9 +131,13 @@ def latency_table(latencies: dict[str, dict[str, Any]]) -> str:
 
 
 def rss_table(rss: list[dict[str, Any]]) -> str:
-    lines = ["| step | process | peak RSS (VmHWM) |", "|---|---|---:|"]
-    for row in rss:
-        lines.append(f"| {row['step']} | {row['process']} | {_n(row['peak_mb'])} MB |")
+    peaks: dict[tuple[str, str], float] = {}
+    for row in rss:  # the highest over a step's runs
+        key = (row["step"], row["process"])
+        peaks[key] = max(peaks.get(key) or 0.0, row["peak_mb"] or 0.0)
+    lines = ["| step | process | peak RSS (VmHWM), highest over the step's runs |", "|---|---|---:|"]
+    for (step, process), peak in peaks.items():
+        lines.append(f"| {step} | {process} | {_n(peak)} MB |")
     return "\n".join(lines)
 
 
@@ -238,9 +242,9 @@ def render(results: dict[str, Any]) -> str:
     ]
     if meta.get("quick"):
         out += ["", "**Quick mode (smoke run): too short to quote.**"]
-    if "intake" in results:
+    if results.get("intake"):
         out += ["", "## 1. HTTP intake", "", intake_table(results["intake"]["summary"], **results["intake"]["wrk"])]
-    if "drain" in results:
+    if results.get("drain"):
         out += [
             "",
             "## 2. Burst and drain (webhook → counted in analytics)",
@@ -249,7 +253,7 @@ def render(results: dict[str, Any]) -> str:
             "",
             drain_table(results["drain"]),
         ]
-    if "latency" in results:
+    if results.get("latency"):
         out += [
             "",
             "## 3. Webhook to KPI at a steady rate",

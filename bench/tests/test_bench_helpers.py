@@ -154,10 +154,15 @@ def test_render_writes_every_section_it_has():
             "loadavg_before": "1 1 1",
             "quick": False,
         },  # fmt: skip
-        "rss": [{"step": "2. drain", "process": "kafka: orders", "peak_mb": 123.4}],
+        "rss": [
+            {"step": "2. drain", "process": "kafka: orders", "peak_mb": 123.4},
+            {"step": "2. drain", "process": "kafka: orders", "peak_mb": 99.0},
+        ],
+        "latency": {},
         "notes": ["the machine was shared"],
     }
     text = report.render(results)
     assert "| 2. drain | kafka: orders | 123 MB |" in text
     assert "- the machine was shared" in text
-    assert "## 1. HTTP intake" not in text
+    assert "| 99 MB |" not in text  # one row per process and step: its highest peak
+    assert "## 1. HTTP intake" not in text and "## 3." not in text
