@@ -68,7 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, help="steady rate, orders/s (default 300; quick 50)")
     parser.add_argument("--rate-duration", type=int, help="seconds at the steady rate (default 60; quick 5)")
     parser.add_argument("--profile-seconds", type=int, help="py-spy recording length (default 20; quick 3; 0: none)")
-    parser.add_argument("--drain-timeout", type=int, help="give up waiting for the KPIs after this many seconds")
+    parser.add_argument(
+        "--drain-timeout",
+        type=int,
+        help="give up waiting for the KPIs after this many seconds (default: 300 + orders / 20)",
+    )
     parser.add_argument("--output", type=Path, help="markdown file (default bench/results/<date-time>.md)")
     args = parser.parse_args(argv)
     quick = args.quick
