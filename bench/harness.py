@@ -382,7 +382,7 @@ class Bench:
         self.results["latency_setup"] = (
             f"{args.rate:g} orders/s for {args.rate_duration} s ({count:,} orders) from an open-loop asyncio "
             "client (order i leaves at start + i/rate whatever the replies; a new connection opens when all are "
-            f"busy). Every {every}th accepted order is watched: analytics' fact rows are polled for it every "
+            f"busy). One accepted order in {every} is watched: analytics' fact rows are polled for it every "
             "0.1 s; its latency is from the request leaving the client to the first poll that finds it counted "
             "(so up to ~0.1 s high). 'held' is the rate the client really kept; 'send lag' how late requests left."
         )
