@@ -24,18 +24,18 @@ def test_orders_are_unique_valid_and_signed_for_the_webhook():
     assert len({o.order_id for o in orders}) == 50
     now = int(time.time())
     for order in orders:
-        verify(order.signature, order.body, secret=SECRET, now=now, tolerance_s=300)
+        verify(order.signature, order.body, secrets=[SECRET], now=now, tolerance_s=300)
         assert DirectOrderWebhook.model_validate_json(order.body).order_id == order.external_id
     with pytest.raises(SignatureError):
-        verify(orders[0].signature, orders[1].body, secret=SECRET, now=now, tolerance_s=300)
+        verify(orders[0].signature, orders[1].body, secrets=[SECRET], now=now, tolerance_s=300)
 
 
 def test_a_late_retry_is_signed_again():
     order = signed_orders(1, secret=SECRET, run_id="t2")[0]
     later = order.resigned(SECRET, now=order.signed_at + 400)
-    verify(later.signature, later.body, secret=SECRET, now=order.signed_at + 400, tolerance_s=300)
+    verify(later.signature, later.body, secrets=[SECRET], now=order.signed_at + 400, tolerance_s=300)
     with pytest.raises(SignatureError, match="more than 300 s"):
-        verify(order.signature, order.body, secret=SECRET, now=order.signed_at + 400, tolerance_s=300)
+        verify(order.signature, order.body, secrets=[SECRET], now=order.signed_at + 400, tolerance_s=300)
 
 
 def test_wrk_file_has_one_request_per_line(tmp_path: Path):
