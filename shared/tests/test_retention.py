@@ -14,6 +14,9 @@ from vuonminh.shared.transport.local import LocalTransport
 
 ROUNDS = 5
 ORDERS_PER_ROUND = 25
+# Page-level jitter of SQLite's b-trees (a split lands in one round or the next). Without retention the log
+# grows by about 10 KiB per order, 250 KiB per round here, so a few pages cannot hide growth.
+SLACK_BYTES = 4 * 4096
 NO_WINDOW = {"janitor_interval_s": 3600.0, "outbox_retention_days": 0.0, "dedupe_window_days": 0.0}
 
 
@@ -55,10 +58,10 @@ async def test_disk_use_stays_flat_over_rounds_of_orders(tmp_path):
     assert topics["orders.intake"][1] + 1 == ROUNDS * ORDERS_PER_ROUND
     assert all(first == last for first, last in topics.values())
     # After the first rounds have sized the files, later rounds reuse the freed pages.
-    assert max(log_on_disk[2:]) <= log_on_disk[1], log_on_disk
+    assert max(log_on_disk[2:]) <= log_on_disk[1] + SLACK_BYTES, log_on_disk
     for service in platform.runtimes:
         sizes = [r[service] for r in retained]
-        assert max(sizes[2:]) <= sizes[1], (service, sizes)
+        assert max(sizes[2:]) <= sizes[1] + SLACK_BYTES, (service, sizes)
 
 
 async def test_a_group_that_has_not_committed_yet_holds_every_record(tmp_path):
