@@ -185,13 +185,6 @@ class ConsumerRunner:
             await self._process_one(record, envelope, handler)
         return next_offset
 
-    async def process(self, record: IncomingRecord) -> bool:
-        """Apply one record's effect exactly once, or park it on the dead-letter topic.
-
-        False when the record must wait (its type is newer than this code)."""
-        partition = (record.topic, record.partition)
-        return await self.process_batch([record]) == record.offset + 1 and partition not in self.held
-
     async def _apply_batch(self, items: Sequence[tuple[IncomingRecord, Envelope, Handler]]) -> None:
         """One transaction: the batch's effects, its staged events (outbox) and its inbox rows."""
         applied: list[Envelope] = []

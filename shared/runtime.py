@@ -24,7 +24,7 @@ from vuonminh.shared.inbox import ConsumerRunner
 from vuonminh.shared.outbox import OutboxRelay, write_to_outbox
 from vuonminh.shared.retention import Janitor
 from vuonminh.shared.retry import until_done
-from vuonminh.shared.service import ServiceSpec
+from vuonminh.shared.service import BackgroundJob, ServiceSpec
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport import LogProducer, Transport
 from vuonminh.shared.transport.kafka import KafkaTransport
@@ -101,7 +101,7 @@ class ServiceRuntime:
         if self.runs_api:
             self._start_jobs(self.spec.api_background)
 
-    def _start_jobs(self, jobs: tuple) -> None:
+    def _start_jobs(self, jobs: tuple[BackgroundJob, ...]) -> None:
         for job in jobs:
             name = f"{self.name}-{getattr(job, '__name__', 'background')}"
             self._tasks.append(asyncio.create_task(job(self), name=name))
