@@ -48,6 +48,11 @@ UnitOfWorkFactory = Callable[[Envelope], AbstractAsyncContextManager[UnitOfWork]
 POLL_MAX_RECORDS = 200
 POLL_TIMEOUT_S = 0.5
 DEFAULT_HOLD_S = 30.0
+STUCK_CHECK_S = 20.0  # idle this long: check that nothing waits unfetched
+
+
+class ConsumerStuck(ConnectionError):
+    """Records wait on the log but the client fetches none: the consumer is rebuilt."""
 
 
 def processed_events_table(metadata: MetaData) -> Table:
@@ -96,7 +101,10 @@ class ConsumerRunner:
         self._max_attempts = max_attempts
         self._hold_s = hold_s
         self._consumer: LogConsumer | None = None
+        # Partitions stopped at a type newer than this code, until a record past it is applied;
+        # paused between tries.
         self.held: dict[TopicPartition, Hold] = {}
+        self._paused: set[TopicPartition] = set()
         self.last_poll_monotonic: float | None = None
 
     def is_assigned(self) -> bool:
@@ -111,38 +119,62 @@ class ConsumerRunner:
         try:
             await consumer.start()
             self._consumer = consumer
-            self.held.clear()  # a new member starts from the committed offsets, holds included
+            self._forget_holds()  # a new member starts from the committed offsets, holds included
             await self._consume(consumer)
         finally:
             self._consumer = None
             await asyncio.shield(_stop_quietly(consumer))
 
     async def _consume(self, consumer: LogConsumer) -> None:
+        last_records = time.monotonic()
         while True:
-            self._release_expired_holds(consumer)
+            self._retry_expired_holds(consumer)
             records = await consumer.poll(max_records=POLL_MAX_RECORDS, timeout_s=POLL_TIMEOUT_S)
-            self.last_poll_monotonic = time.monotonic()
+            self.last_poll_monotonic = now = time.monotonic()
             if not records:
+                if now - last_records >= STUCK_CHECK_S:
+                    last_records = now
+                    await self._check_not_stuck(consumer)
                 continue
+            last_records = now
             positions: dict[TopicPartition, int] = {}
             for partition, batch in _by_partition(records).items():
-                if partition in self.held:
+                if partition in self._paused:
                     continue  # records fetched behind a hold wait for it
+                hold_before = self.held.get(partition)
                 positions[partition] = await self.process_batch(batch)
-                if partition in self.held:
+                hold_after = self.held.get(partition)
+                if hold_after is not None and hold_after is not hold_before:  # held (again) here
                     consumer.seek(partition, positions[partition])
                     consumer.pause([partition])
+                    self._paused.add(partition)
+                elif hold_before is not None:  # the code knows the type now: the hold is over
+                    del self.held[partition]
+                    HELD_PARTITIONS.labels(self.group_id, partition[0]).dec()
             crash_point(f"{self.group_id}:after-effect-before-commit")
             await consumer.commit(positions)
 
-    def _release_expired_holds(self, consumer: LogConsumer) -> None:
+    async def _check_not_stuck(self, consumer: LogConsumer) -> None:
+        """Nothing came for a while: fine if nothing waits, but a client that lost its broker
+        (aiokafka's fetcher can stay on a dead connection after a broker restart) has records
+        waiting it never fetches. Rebuilding the consumer from the committed offsets cures it."""
+        async with asyncio.timeout(STUCK_CHECK_S):
+            waiting = await consumer.lag(exclude=self._paused)
+        if waiting > 0:
+            raise ConsumerStuck(f"{waiting} records wait but none were fetched for {STUCK_CHECK_S:.0f} s")
+
+    def _retry_expired_holds(self, consumer: LogConsumer) -> None:
         now = time.monotonic()
-        expired = [partition for partition, hold in self.held.items() if hold.retry_at <= now]
-        for partition in expired:
-            del self.held[partition]
-            HELD_PARTITIONS.labels(self.group_id, partition[0]).dec()
-        if expired:
-            consumer.resume(expired)
+        due = [partition for partition in self._paused if self.held[partition].retry_at <= now]
+        if due:
+            self._paused.difference_update(due)
+            consumer.resume(due)
+
+    def _forget_holds(self) -> None:
+        for topic, _partition in self.held:
+            HELD_PARTITIONS.labels(self.group_id, topic).dec()
+        self.held.clear()
+        self._paused.clear()
 
     async def process_batch(self, records: Sequence[IncomingRecord]) -> int:
         """Applies one partition's records in order, in one transaction when they all succeed.

@@ -25,22 +25,26 @@ def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     # aiokafka reports every reconnect attempt at INFO/ERROR; our own logs say what matters, and a
     # broker that is down for a minute must not write thousands of identical lines.
-    aiokafka_log = logging.getLogger("aiokafka")
-    aiokafka_log.setLevel(logging.WARNING)
-    if not any(isinstance(f, RepeatFilter) for f in aiokafka_log.filters):
-        aiokafka_log.addFilter(RepeatFilter(window_s=30.0))
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # On the handlers: a logger's own filter would miss records of its children (aiokafka.consumer...).
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RepeatFilter) for f in handler.filters):
+            handler.addFilter(RepeatFilter(window_s=30.0, only_under="aiokafka"))
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class RepeatFilter(logging.Filter):
     """Lets one line of each message template through per window, saying how many it held back."""
 
-    def __init__(self, window_s: float) -> None:
+    def __init__(self, window_s: float, only_under: str = "") -> None:
         super().__init__()
         self.window_s = window_s
+        self.only_under = only_under
         self._last: dict[tuple[str, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.only_under):
+            return True
         key = (record.name, str(record.msg))
         now = time.monotonic()
         shown_at, held_back = self._last.get(key, (float("-inf"), 0))

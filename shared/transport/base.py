@@ -3,7 +3,7 @@ partition, durable once `send` returns, consumer groups with offsets committed b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
@@ -46,6 +46,10 @@ class LogConsumer(Protocol):
         """Fetch nothing more from these partitions until resumed (the group keeps them)."""
 
     def resume(self, partitions: Sequence[TopicPartition]) -> None: ...
+
+    async def lag(self, *, exclude: Collection[TopicPartition] = ()) -> int:
+        """Records on the assigned partitions (but `exclude`) not yet fetched; raises when the log
+        cannot be asked."""
 
     def is_assigned(self) -> bool: ...
 

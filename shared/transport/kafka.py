@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -125,6 +125,14 @@ class KafkaConsumer:
 
     def resume(self, partitions: Sequence[TP]) -> None:
         self._consumer.resume(*map(self._tp, partitions))
+
+    async def lag(self, *, exclude: Collection[TP] = ()) -> int:
+        skipped = {self._tp(partition) for partition in exclude}
+        assigned = [tp for tp in self._consumer.assignment() if tp not in skipped]
+        if not assigned:
+            return 0
+        ends = await self._consumer.end_offsets(assigned)
+        return sum(max(0, ends[tp] - await self._consumer.position(tp)) for tp in assigned)
 
     def is_assigned(self) -> bool:
         return bool(self._consumer.assignment())

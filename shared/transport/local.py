@@ -21,7 +21,7 @@ import asyncio
 import fcntl
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -402,6 +402,10 @@ class LocalConsumer:
     async def commit(self, positions: dict[TopicPartition, int]) -> bool:
         await self._log.commit(self._group_id, positions)
         return True
+
+    async def lag(self, *, exclude: Collection[TopicPartition] = ()) -> int:
+        # Reads go straight to the file: nothing can be left unfetched behind a dead connection.
+        return 0
 
     def seek(self, partition: TopicPartition, offset: int) -> None:
         self._position[partition[0]] = offset
