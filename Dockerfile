@@ -22,6 +22,7 @@ COPY pyproject.toml README.md* requirements.lock* ./
 RUN if [ -f requirements.lock ]; then pip install --no-cache-dir -r requirements.lock; fi
 
 COPY shared ./shared
+COPY wiring ./wiring
 COPY services ./services
 # With the lock the dependencies are already in: install only the project itself.
 RUN if [ -f requirements.lock ]; then pip install --no-cache-dir --no-deps .; \

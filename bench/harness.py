@@ -39,9 +39,9 @@ from bench.stack import (
     start_embedded,
     start_kafka,
 )
-from vuonminh.shared.demo import demo_catalog
-from vuonminh.shared.testing import scratch_database
 from vuonminh.shared.timeutil import utc_now, vietnam_day
+from vuonminh.wiring.demo import demo_catalog
+from vuonminh.wiring.testing import scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "signed.lua"
@@ -500,7 +500,7 @@ async def _meta(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
     if os.environ.get("DATABASE_URL"):
         import asyncpg
 
-        from vuonminh.shared.testing import asyncpg_dsn
+        from vuonminh.wiring.testing import asyncpg_dsn
 
         with contextlib.suppress(Exception):
             connection = await asyncpg.connect(asyncpg_dsn(os.environ["DATABASE_URL"]))

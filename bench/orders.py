@@ -11,7 +11,7 @@ from pathlib import Path
 
 from vuonminh.orders.domain import order_id_for
 from vuonminh.orders.webhooks import SIGNATURE_HEADER, sign
-from vuonminh.shared.demo import demo_order
+from vuonminh.wiring.demo import demo_order
 
 WEBHOOK_PATH = "/v1/webhooks/direct"
 

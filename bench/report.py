@@ -197,7 +197,7 @@ def summarise_profile(path: Path, *, duration_s: float, top: int = 6) -> dict[st
             for index in stack:
                 frame = frames[index]
                 # The command-line entry frames hold every sample: they would say nothing.
-                if _area(frame["file"]).startswith("vuonminh") and not frame["file"].endswith("shared/cli.py"):
+                if _area(frame["file"]).startswith("vuonminh") and not frame["file"].endswith("wiring/cli.py"):
                     names.add(f"{frame['name']} ({Path(frame['file']).name})")
             for name in names:  # once per sample, however deep the recursion
                 ours_inclusive[name] += weight

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import httpx
 
-from vuonminh.shared.demo import demo_catalog, demo_listings
-from vuonminh.shared.testing import TEST_SECRET, VuonminhProcess, asyncpg_dsn, eventually, free_port
+from vuonminh.wiring.demo import demo_catalog, demo_listings
+from vuonminh.wiring.testing import TEST_SECRET, VuonminhProcess, asyncpg_dsn, eventually, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = TEST_SECRET

@@ -24,7 +24,7 @@ def test_every_python_package_in_the_tree_is_declared():
 
 
 def test_the_demo_data_ships_with_the_package():
-    from vuonminh.shared.demo import demo_catalog
+    from vuonminh.wiring.demo import demo_catalog
 
     catalog = demo_catalog()
     assert len(catalog["sellers"]) >= 5 and len(catalog["products"]) >= 10

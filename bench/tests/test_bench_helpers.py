@@ -126,7 +126,7 @@ def test_profile_summary_shares_self_time_by_library(tmp_path: Path):
     profile = {
         "shared": {
             "frames": [
-                {"name": "main", "file": str(report.ROOT / "shared/cli.py"), "line": 1},
+                {"name": "main", "file": str(report.ROOT / "wiring/cli.py"), "line": 1},
                 {"name": "process", "file": str(report.ROOT / "shared/inbox.py"), "line": 10},
                 {"name": "execute", "file": f"{site}/asyncpg/connection.py", "line": 5},
                 {"name": "compile", "file": f"{site}/sqlalchemy/sql/compiler.py", "line": 7},
@@ -138,7 +138,7 @@ def test_profile_summary_shares_self_time_by_library(tmp_path: Path):
     path.write_text(json.dumps(profile))
     summary = report.summarise_profile(path, duration_s=0.08)
     assert summary["busy"] == pytest.approx(0.5)
-    assert dict(summary["areas"]) == pytest.approx({"asyncpg": 0.5, "sqlalchemy": 0.25, "vuonminh.shared": 0.25})
+    assert dict(summary["areas"]) == pytest.approx({"asyncpg": 0.5, "sqlalchemy": 0.25, "vuonminh.wiring": 0.25})
     assert dict(summary["ours_inclusive"]) == pytest.approx({"process (inbox.py)": 0.75})
     assert "50% asyncpg" in report.profile_table({"orders": summary})
 

@@ -7,8 +7,8 @@ import sys
 import httpx
 import pytest
 
-from vuonminh.shared.demo import demo_catalog
-from vuonminh.shared.testing import VuonminhProcess, eventually
+from vuonminh.wiring.demo import demo_catalog
+from vuonminh.wiring.testing import VuonminhProcess, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restart
 
         flags = [arg for shop, secret in secrets.items() for arg in ("--shop", f"{shop}={secret}")]
         sent = subprocess.run(
-            [sys.executable, "-m", "vuonminh.shared.cli", "send-orders", "--url", run.url, *flags]
+            [sys.executable, "-m", "vuonminh.wiring.cli", "send-orders", "--url", run.url, *flags]
             + ["--count", "6", "--run-id", "demo-test"],
             capture_output=True,
             text=True,

@@ -12,10 +12,10 @@ from datetime import datetime
 import httpx
 import pytest
 
-from vuonminh.shared.demo import demo_catalog
-from vuonminh.shared.sender import SendReport, send_orders
-from vuonminh.shared.testing import TEST_SECRET, VuonminhProcess, eventually
 from vuonminh.shared.timeutil import utc_now, vietnam_day
+from vuonminh.wiring.demo import demo_catalog
+from vuonminh.wiring.sender import SendReport, send_orders
+from vuonminh.wiring.testing import TEST_SECRET, VuonminhProcess, eventually
 
 pytestmark = pytest.mark.slow
 

@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from vuonminh.shared.runtime import SERVICE_NAMES
-from vuonminh.shared.testing import (
+from vuonminh.wiring.testing import (
     TEST_SECRET,
     VuonminhProcess,
     asyncpg_dsn,
@@ -40,7 +40,7 @@ from vuonminh.shared.testing import (
     scratch_database,
     seed_catalog,
 )
-from vuonminh.shared.testing import count_rows as count_rows_in
+from vuonminh.wiring.testing import count_rows as count_rows_in
 
 DEV_SERVICES = Path(__file__).resolve().parents[2] / "scripts" / "dev-services"
 # Ports of the servers other developers and test runs share: the fault tests must never use them.

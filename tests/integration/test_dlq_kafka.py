@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from vuonminh.shared.dlq import DeadLetters, KafkaDeadLetterLog
-from vuonminh.shared.testing import asyncpg_dsn, encode, eventually, order_body, signed_headers
+from vuonminh.wiring.testing import asyncpg_dsn, encode, eventually, order_body, signed_headers
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ async def test_dead_letters_are_listed_shown_and_replayed_on_kafka(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "vuonminh.shared.cli",
+            "vuonminh.wiring.cli",
             *args,
             env=env,
             stdout=asyncio.subprocess.PIPE,

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from vuonminh.shared.runtime import SERVICE_NAMES
-from vuonminh.shared.testing import ShopSender, eventually, log_evidence, recovery_problems
+from vuonminh.wiring.testing import ShopSender, eventually, log_evidence, recovery_problems
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

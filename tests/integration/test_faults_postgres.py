@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from vuonminh.shared.testing import (
+from vuonminh.wiring.testing import (
     ShopSender,
     eventually,
     log_evidence,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from vuonminh.shared.testing import encode, eventually, order_body, signed_headers
+from vuonminh.wiring.testing import encode, eventually, order_body, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -5,7 +5,7 @@ import pytest
 from vuonminh.shared import db
 from vuonminh.shared.runtime import SERVICE_NAMES, kafka_platform
 from vuonminh.shared.settings import Settings
-from vuonminh.shared.testing import migration_drift
+from vuonminh.wiring.testing import migration_drift
 
 pytestmark = pytest.mark.integration
 

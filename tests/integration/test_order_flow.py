@@ -3,8 +3,8 @@
 import httpx
 import pytest
 
-from vuonminh.shared.testing import encode, eventually, order_body, signed_headers
 from vuonminh.shared.timeutil import utc_now, vietnam_day
+from vuonminh.wiring.testing import encode, eventually, order_body, signed_headers
 
 pytestmark = pytest.mark.integration
 

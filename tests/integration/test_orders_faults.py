@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from vuonminh.shared import db
 from vuonminh.shared.events.types import MAX_GRAMS, MAX_ORDER_ITEMS, MAX_QUANTITY, MAX_VND
-from vuonminh.shared.testing import (
+from vuonminh.wiring.testing import (
     TEST_SECRET,
     TEST_SECRETS_KEY,
     check_orders_upgrade_keeps_stored_orders,
@@ -167,7 +167,7 @@ class TcpProxy:
 def _shops_command(database_url: str, *args: str) -> str:
     env = {**os.environ, "DATABASE_URL": database_url, "VUONMINH_SECRETS_KEY": TEST_SECRETS_KEY}
     result = subprocess.run(
-        [sys.executable, "-m", "vuonminh.shared.cli", "shops", *args],
+        [sys.executable, "-m", "vuonminh.wiring.cli", "shops", *args],
         env=env,
         capture_output=True,
         text=True,

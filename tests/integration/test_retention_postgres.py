@@ -11,8 +11,8 @@ from vuonminh.shared import db
 from vuonminh.shared.retention import Janitor, ServiceTables
 from vuonminh.shared.runtime import load_service
 from vuonminh.shared.settings import Settings
-from vuonminh.shared.testing import asyncpg_dsn, count_rows
 from vuonminh.shared.timeutil import utc_now
+from vuonminh.wiring.testing import asyncpg_dsn, count_rows
 
 pytestmark = pytest.mark.integration
 

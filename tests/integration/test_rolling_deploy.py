@@ -4,7 +4,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from vuonminh.shared.testing import dead_letters, encode, eventually, order_body, signed_headers
+from vuonminh.wiring.testing import dead_letters, encode, eventually, order_body, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

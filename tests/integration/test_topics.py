@@ -12,8 +12,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from structlog.testing import capture_logs
 
 from vuonminh.shared.events import ALL_TOPICS
-from vuonminh.shared.testing import VuonminhProcess, eventually
 from vuonminh.shared.transport.kafka_topics import DAY_MS, KafkaTopics, TopicPolicy, TopicPolicyError
+from vuonminh.wiring.testing import VuonminhProcess, eventually
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +149,7 @@ async def test_without_auto_creation_the_admin_step_creates_the_topics(service_e
 
     async def vuonminh(*args: str) -> tuple[int, str]:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "vuonminh.shared.cli", *args, env=env, stdout=asyncio.subprocess.PIPE
+            sys.executable, "-m", "vuonminh.wiring.cli", *args, env=env, stdout=asyncio.subprocess.PIPE
         )
         out, _ = await process.communicate()
         return process.returncode, out.decode()

@@ -1,6 +1,6 @@
 import pytest
 
-from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
+from vuonminh.wiring.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
 
 @pytest.fixture

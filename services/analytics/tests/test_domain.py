@@ -1,7 +1,7 @@
 from datetime import date
 
 from vuonminh.analytics.domain import check_range, grams_to_kg, order_day, seller_sales
-from vuonminh.shared.testing import order_line, placed_order
+from vuonminh.wiring.testing import order_line, placed_order
 
 
 def _order(placed_at: str):

@@ -1,6 +1,6 @@
 import pytest
 
-from vuonminh.shared.testing import embedded_client
+from vuonminh.wiring.testing import embedded_client
 
 SELLER = {
     "seller_id": "bl-ho-a",
@@ -72,7 +72,7 @@ async def test_catalog_changes_are_published_through_the_outbox(client, tmp_path
         with sqlite3.connect(tmp_path / "log.sqlite3") as conn:
             return conn.execute("SELECT key FROM records WHERE topic = ?", (topic,)).fetchall()
 
-    from vuonminh.shared.testing import eventually
+    from vuonminh.wiring.testing import eventually
 
     async def both():
         return published("catalog.sellers") == [(b"bl-ho-a",)] and published("catalog.products") == [

@@ -1,5 +1,5 @@
 from vuonminh.logistics.domain import choose_carrier, plan_shipments, shipment_id_for
-from vuonminh.shared.testing import order_line, placed_order
+from vuonminh.wiring.testing import order_line, placed_order
 
 
 def test_one_shipment_per_seller_with_its_weight_and_cod():

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
+from vuonminh.wiring.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ from datetime import timedelta
 import httpx
 
 from vuonminh.orders.handlers import sweep_once
-from vuonminh.shared.testing import (
+from vuonminh.shared.timeutil import utc_now
+from vuonminh.wiring.testing import (
     embedded_client,
     encode,
     eventually,
@@ -14,7 +15,6 @@ from vuonminh.shared.testing import (
     seed_catalog,
     signed_headers,
 )
-from vuonminh.shared.timeutil import utc_now
 
 NEW_PRODUCT = {"sku": "MAT-ONG-1L", "seller_id": "co-ba-hong", "name": "Mật ong bạc hà 1 l", "unit_weight_g": 1400}
 NEW_SELLER = {

@@ -13,8 +13,8 @@ from vuonminh.orders.domain import (
 from vuonminh.shared.events import OrderItem, OrderPlaced, OrderReceived, OrderRejectedV2
 from vuonminh.shared.events.orders import order_key
 from vuonminh.shared.events.types import MAX_GRAMS, MAX_ORDER_ITEMS, MAX_QUANTITY, MAX_VND
-from vuonminh.shared.testing import order_body
 from vuonminh.shared.timeutil import utc_now
+from vuonminh.wiring.testing import order_body
 
 PRODUCTS = {
     "MIEN-DONG-500": CatalogProduct(sku="MIEN-DONG-500", name="Miến dong 500 g", seller_id="s1", unit_weight_g=500),

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from vuonminh.orders import intake
 from vuonminh.shared import db
 from vuonminh.shared.runtime import ServiceRuntime
-from vuonminh.shared.testing import (
+from vuonminh.wiring.testing import (
     embedded_client,
     encode,
     eventually,
@@ -88,7 +88,7 @@ async def test_a_registered_shop_is_answered_202_while_the_database_does_not_ans
 async def test_a_conflicting_version_intake_could_not_check_is_recorded_on_the_order(tmp_path):
     async with embedded_client(tmp_path, intake_lookup_timeout_s=0.3) as (client, platform):
         await seed_catalog(client, platform)
-        from vuonminh.shared.testing import TEST_SECRET
+        from vuonminh.wiring.testing import TEST_SECRET
 
         assert (await _post(client, order_body("CONFLICT-1"), TEST_SECRET)).status_code == 202
         placed = await eventually(lambda: _order(client, "CONFLICT-1"))

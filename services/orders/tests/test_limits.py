@@ -3,8 +3,8 @@
 import pytest
 
 from vuonminh.shared.events.types import MAX_GRAMS, MAX_ORDER_ITEMS, MAX_QUANTITY, MAX_VND
-from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 from vuonminh.shared.timeutil import utc_now, vietnam_day
+from vuonminh.wiring.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
 # 200 lines of 10,000 sachets of 5 g: the order is at the money and the weight limits at once.
 SACHET = {"sku": "CHE-GOI-5G", "seller_id": "co-ba-hong", "name": "Chè gói 5 g", "unit_weight_g": 5}

@@ -1,7 +1,7 @@
 """Revision 0002 keeps the orders stored before it (the PostgreSQL run is in tests/integration)."""
 
 from vuonminh.shared import db
-from vuonminh.shared.testing import check_orders_upgrade_keeps_stored_orders
+from vuonminh.wiring.testing import check_orders_upgrade_keeps_stored_orders
 
 
 async def test_upgrading_from_0001_keeps_stored_orders_on_sqlite(tmp_path):

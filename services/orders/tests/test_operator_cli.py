@@ -4,13 +4,13 @@ import os
 import subprocess
 import sys
 
-from vuonminh.shared.testing import embedded_client, encode, order_body, signed_headers
+from vuonminh.wiring.testing import embedded_client, encode, order_body, signed_headers
 
 
 def shops_command(data_dir, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "VUONMINH_", "KAFKA_"))}
     return subprocess.run(
-        [sys.executable, "-m", "vuonminh.shared.cli", "shops", *args, "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "vuonminh.wiring.cli", "shops", *args, "--data-dir", str(data_dir)],
         env=env,
         capture_output=True,
         text=True,

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from vuonminh.orders import shops
-from vuonminh.shared.testing import (
+from vuonminh.wiring.testing import (
     TEST_SECRET,
     embedded_client,
     encode,

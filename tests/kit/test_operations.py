@@ -3,7 +3,7 @@
 import json
 import re
 
-from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
+from vuonminh.wiring.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
 
 async def _ready(client):

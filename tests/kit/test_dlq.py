@@ -21,7 +21,7 @@ from vuonminh.shared.dlq import (
     parse_time,
     parse_topic,
 )
-from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
+from vuonminh.wiring.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
 ORDER_PLACED = "vuonminh.orders.order_placed.v1"
 # A fault an operator can mend: analytics' table refuses big sales until the trigger is dropped.
@@ -37,7 +37,7 @@ async def vuonminh(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "vuonminh.shared.cli",
+        "vuonminh.wiring.cli",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -42,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         await started.wait_connected()
         shop_secrets: dict[str, str] = {}
         if args.demo:
-            from vuonminh.shared.demo import load_demo_catalog, register_demo_shops
+            from vuonminh.wiring.demo import load_demo_catalog, register_demo_shops
 
             sellers, products = await load_demo_catalog(started)
             print(f"Demo catalog loaded: {sellers} new sellers, {products} new products.", file=sys.stderr)
@@ -115,7 +115,7 @@ def _shop_secrets(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_send_orders(args: argparse.Namespace) -> None:
-    from vuonminh.shared.sender import send_orders
+    from vuonminh.wiring.sender import send_orders
 
     shop_secrets = _shop_secrets(args.shop or [])
     secret = args.secret or get_settings().direct_secret

@@ -127,7 +127,7 @@ async def seed_catalog(client: httpx.AsyncClient, platform: Platform | None = No
     for product in products:
         assert (await client.post("/v1/products", json=product)).status_code in (200, 201)
     if platform is not None:
-        from vuonminh.shared.demo import wait_until_orders_know_products
+        from vuonminh.wiring.demo import wait_until_orders_know_products
 
         await wait_until_orders_know_products(platform, len(products), timeout_s=15)
 
@@ -163,7 +163,7 @@ class VuonminhProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         # The interpreter running the tests runs the command too: no reliance on PATH.
-        self.args = [sys.executable, "-m", "vuonminh.shared.cli", *args, "--port", str(self.port)]
+        self.args = [sys.executable, "-m", "vuonminh.wiring.cli", *args, "--port", str(self.port)]
         if args[0] == "serve":
             self.args += ["--host", "127.0.0.1"]
         self.env = {**os.environ, "VUONMINH_LOG_LEVEL": "INFO", **env}

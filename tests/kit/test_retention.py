@@ -8,9 +8,9 @@ from sqlalchemy import func, select, update
 from vuonminh.shared.records import OutgoingRecord
 from vuonminh.shared.retention import Janitor, disk_usage, table_bytes, unconsumed
 from vuonminh.shared.settings import Settings
-from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.transport.local import LocalTransport
+from vuonminh.wiring.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
 ROUNDS = 5
 ORDERS_PER_ROUND = 25

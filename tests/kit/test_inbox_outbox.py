@@ -12,9 +12,9 @@ from vuonminh.shared.events import Envelope, SellerRegistered, dead_letter_topic
 from vuonminh.shared.inbox import ConsumerRunner, processed_events_table
 from vuonminh.shared.outbox import RELAY_BATCH, OutboxRelay, outbox_table, write_to_outbox
 from vuonminh.shared.records import OutgoingRecord
-from vuonminh.shared.testing import eventually
 from vuonminh.shared.transport.local import LocalTransport
 from vuonminh.shared.unit_of_work import UnitOfWork
+from vuonminh.wiring.testing import eventually
 
 TOPIC = "catalog.sellers"
 

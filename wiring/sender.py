@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from vuonminh.shared.demo import demo_order
+from vuonminh.wiring.demo import demo_order
 
 
 def sign_body(body: bytes, secret: str, timestamp: int | None = None) -> str:

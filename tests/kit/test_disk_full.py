@@ -16,7 +16,7 @@ from vuonminh.orders.models import Order
 from vuonminh.shared.dlq import DeadLetters, LocalDeadLetterLog
 from vuonminh.shared.records import OutgoingRecord
 from vuonminh.shared.retention import unconsumed
-from vuonminh.shared.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
+from vuonminh.wiring.testing import embedded_client, encode, eventually, order_body, seed_catalog, signed_headers
 
 # Far above one relay batch (200 rows): a log smaller than what one relay send needs could
 # never take that send, however much retention frees.

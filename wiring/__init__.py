@@ -1,0 +1,1 @@
+"""The wiring that knows every service: the command line, the demo loader and sender, test helpers."""
