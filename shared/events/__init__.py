@@ -7,12 +7,21 @@ old one has drained.
 """
 
 from vuonminh.shared.events.base import EventPayload, all_event_types, payload_class_for
-from vuonminh.shared.events.catalog import ProductListed, SellerRegistered
+from vuonminh.shared.events.catalog import (
+    ProductListed,
+    ReservationProblem,
+    ReservedLine,
+    SellerRegistered,
+    StockReservationFailed,
+    StockReserved,
+)
 from vuonminh.shared.events.envelope import Envelope, PoisonMessage, UnknownEventType
 from vuonminh.shared.events.logistics import ShipmentDispatched
 from vuonminh.shared.events.orders import (
     Buyer,
     BuyerAddress,
+    OrderCancelled,
+    OrderConfirmed,
     OrderItem,
     OrderLine,
     OrderPlaced,
@@ -30,6 +39,8 @@ __all__ = [
     "BuyerAddress",
     "Envelope",
     "EventPayload",
+    "OrderCancelled",
+    "OrderConfirmed",
     "OrderItem",
     "OrderLine",
     "OrderPlaced",
@@ -39,9 +50,13 @@ __all__ = [
     "PoisonMessage",
     "ProductListed",
     "RejectionReason",
+    "ReservationProblem",
+    "ReservedLine",
     "RejectionReasonV2",
     "SellerRegistered",
     "ShipmentDispatched",
+    "StockReservationFailed",
+    "StockReserved",
     "Topic",
     "UnknownEventType",
     "all_event_types",

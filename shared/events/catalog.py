@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from vuonminh.shared.events.base import EventPayload
 from vuonminh.shared.events.topics import Topic
-from vuonminh.shared.events.types import Grams, ProvinceCode, ShortText, Sku, WardCode
+from vuonminh.shared.events.types import MAX_QUANTITY, Grams, ProvinceCode, ShortText, Sku, UtcDatetime, WardCode
 
 SellerKind = Literal["household", "cooperative", "aggregator", "enterprise"]
 
@@ -39,3 +39,55 @@ class ProductListed(EventPayload):
 
     def aggregate_id(self) -> str:
         return self.sku
+
+
+# The stock step of an order's saga: orders publishes order_placed; catalog answers with
+# stock_reserved (every line reserved) or stock_reservation_failed (nothing reserved); orders then
+# confirms or rejects the order. Cancellation releases a reservation; a picked-up shipment consumes it.
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class ReservedLine(_Part):
+    sku: Sku
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class StockReserved(EventPayload):
+    """Every line of the order is reserved: the units are held for it until released or shipped."""
+
+    TYPE: ClassVar[str] = "vuonminh.catalog.stock_reserved.v1"
+    TOPIC: ClassVar[str] = Topic.CATALOG_RESERVATIONS
+
+    order_id: str  # ours
+    lines: tuple[ReservedLine, ...]
+    reserved_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return self.order_id
+
+
+class ReservationProblem(_Part):
+    # An open set, so that a new reason is not a new version: `out_of_stock`, `not_orderable`
+    # (out of season, withdrawn), ... A reader takes an unknown code as "refused" (the message says why).
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    message: str  # Vietnamese, shown to sellers
+    sku: Sku
+    requested: int = Field(ge=0)
+    available: int = Field(ge=0)
+
+
+class StockReservationFailed(EventPayload):
+    """At least one line could not be reserved; nothing of the order is held."""
+
+    TYPE: ClassVar[str] = "vuonminh.catalog.stock_reservation_failed.v1"
+    TOPIC: ClassVar[str] = Topic.CATALOG_RESERVATIONS
+
+    order_id: str  # ours
+    problems: tuple[ReservationProblem, ...]
+    failed_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return self.order_id

@@ -156,3 +156,37 @@ class OrderRejectedV2(EventPayload):
 
     def aggregate_id(self) -> str:
         return self.order_id
+
+
+class OrderConfirmed(EventPayload):
+    """Stock is reserved for every line: the order may ship. Its content is the order_placed before it
+    (same key, same partition, read first)."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_confirmed.v1"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    order_id: str  # ours
+    confirmed_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return self.order_id
+
+
+CancelledBy = Literal["buyer", "seller", "platform", "operator", "system"]
+
+
+class OrderCancelled(EventPayload):
+    """The order is cancelled: its reservation is released, and a shipment not yet picked up is cancelled."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_cancelled.v1"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    order_id: str  # ours
+    cancelled_at: UtcDatetime
+    cancelled_by: CancelledBy
+    # An open set: `buyer_request`, `out_of_stock`, `unpaid`, `platform_cancelled`, ...
+    reason_code: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    message: str = ""
+
+    def aggregate_id(self) -> str:
+        return self.order_id

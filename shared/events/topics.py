@@ -8,6 +8,7 @@ from enum import StrEnum
 class Topic(StrEnum):
     CATALOG_SELLERS = "catalog.sellers"  # key: seller_id
     CATALOG_PRODUCTS = "catalog.products"  # key: sku
+    CATALOG_RESERVATIONS = "catalog.reservations"  # key: order_id (ours): the stock step of an order's saga
     ORDERS_INTAKE = "orders.intake"  # key: "<channel>:<shop_id>:<shop's order id>"
     ORDERS = "orders.orders"  # key: order_id (ours)
     SHIPMENTS = "logistics.shipments"  # key: shipment_id
