@@ -8,6 +8,7 @@ old one has drained.
 
 from vuonminh.shared.events.base import EventPayload, all_event_types, payload_class_for
 from vuonminh.shared.events.catalog import (
+    ListingPublished,
     ProductListed,
     ReservationProblem,
     ReservedLine,
@@ -16,10 +17,11 @@ from vuonminh.shared.events.catalog import (
     StockReserved,
 )
 from vuonminh.shared.events.envelope import Envelope, PoisonMessage, UnknownEventType
-from vuonminh.shared.events.logistics import ShipmentDispatched
+from vuonminh.shared.events.logistics import ShipmentDispatched, ShipmentStatusChanged
 from vuonminh.shared.events.orders import (
     Buyer,
     BuyerAddress,
+    LivestreamScheduled,
     OrderCancelled,
     OrderConfirmed,
     OrderItem,
@@ -39,6 +41,8 @@ __all__ = [
     "BuyerAddress",
     "Envelope",
     "EventPayload",
+    "ListingPublished",
+    "LivestreamScheduled",
     "OrderCancelled",
     "OrderConfirmed",
     "OrderItem",
@@ -55,6 +59,7 @@ __all__ = [
     "RejectionReasonV2",
     "SellerRegistered",
     "ShipmentDispatched",
+    "ShipmentStatusChanged",
     "StockReservationFailed",
     "StockReserved",
     "Topic",

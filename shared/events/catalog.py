@@ -8,7 +8,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vuonminh.shared.events.base import EventPayload
 from vuonminh.shared.events.topics import Topic
-from vuonminh.shared.events.types import MAX_QUANTITY, Grams, ProvinceCode, ShortText, Sku, UtcDatetime, WardCode
+from vuonminh.shared.events.types import (
+    MAX_QUANTITY,
+    Grams,
+    Marketplace,
+    ProvinceCode,
+    ShortText,
+    Sku,
+    UtcDatetime,
+    WardCode,
+)
 
 SellerKind = Literal["household", "cooperative", "aggregator", "enterprise"]
 
@@ -91,3 +100,23 @@ class StockReservationFailed(EventPayload):
 
     def aggregate_id(self) -> str:
         return self.order_id
+
+
+class ListingPublished(EventPayload):
+    """A product's ids on a marketplace, so that orders can map a platform SKU to a catalog product.
+    `active` false withdraws the listing (the latest event per listing wins)."""
+
+    TYPE: ClassVar[str] = "vuonminh.catalog.listing_published.v1"
+    TOPIC: ClassVar[str] = Topic.CATALOG_PRODUCTS
+
+    sku: Sku  # the catalog product
+    seller_id: str
+    channel: Marketplace
+    platform_product_id: str  # TikTok product_id, Shopee item_id, Lazada item_id
+    platform_sku: str  # TikTok sku_id, Shopee model_id (or item_id), Lazada SkuId
+    seller_sku: str | None = None  # the seller SKU the platform carries, when set
+    active: bool = True
+    published_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return self.sku

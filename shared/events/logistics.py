@@ -40,3 +40,41 @@ class ShipmentDispatched(EventPayload):
 
     def aggregate_id(self) -> str:
         return self.shipment_id
+
+
+# One state machine for every carrier's statuses (each carrier's codes map onto it). A state never
+# goes backwards: a late or repeated callback is kept as raw history but moves nothing.
+ShipmentStatus = Literal[
+    "created",
+    "pickup_assigned",
+    "picked_up",
+    "in_transit",
+    "out_for_delivery",
+    "delivered",
+    "delivery_failed",
+    "returning",
+    "returned",
+    "cancelled",
+    "lost",
+]
+
+
+class ShipmentStatusChanged(EventPayload):
+    """A shipment moved to a new state (from a carrier callback, a pickup assignment or a cancellation)."""
+
+    TYPE: ClassVar[str] = "vuonminh.logistics.shipment_status_changed.v1"
+    TOPIC: ClassVar[str] = Topic.SHIPMENTS
+
+    shipment_id: str
+    order_id: str
+    seller_id: str
+    carrier: Carrier
+    status: ShipmentStatus
+    previous_status: ShipmentStatus
+    occurred_at: UtcDatetime  # when it happened, as the carrier reports it
+    recorded_at: UtcDatetime  # when logistics applied it
+    shipping_fee_vnd: Vnd | None = None  # the carrier's fee, once known
+    cod_collected_vnd: Vnd | None = None  # cash the carrier collected, on delivery
+
+    def aggregate_id(self) -> str:
+        return self.shipment_id

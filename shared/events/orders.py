@@ -190,3 +190,23 @@ class OrderCancelled(EventPayload):
 
     def aggregate_id(self) -> str:
         return self.order_id
+
+
+class LivestreamScheduled(EventPayload):
+    """A seller's livestream session: orders placed on its shop within the window (or tagged with its id
+    by the platform) count for it. A later event with the same id replaces the schedule."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.livestream_scheduled.v1"
+    TOPIC: ClassVar[str] = Topic.LIVESTREAMS
+
+    livestream_id: str
+    seller_id: str
+    channel: str  # a sales channel, e.g. `tiktok_shop`
+    shop_id: str
+    title: ShortText
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    featured_skus: tuple[Sku, ...] = ()
+
+    def aggregate_id(self) -> str:
+        return self.livestream_id

@@ -11,6 +11,7 @@ class Topic(StrEnum):
     CATALOG_RESERVATIONS = "catalog.reservations"  # key: order_id (ours): the stock step of an order's saga
     ORDERS_INTAKE = "orders.intake"  # key: "<channel>:<shop_id>:<shop's order id>"
     ORDERS = "orders.orders"  # key: order_id (ours)
+    LIVESTREAMS = "orders.livestreams"  # key: livestream_id
     SHIPMENTS = "logistics.shipments"  # key: shipment_id
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, StringConstraints
 
@@ -32,3 +32,6 @@ ProvinceCode = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
 WardCode = Annotated[str, StringConstraints(pattern=r"^\d{5}$")]
 Sku = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+
+# The marketplaces orders takes webhooks from; `direct` is a shop posting to us in our own format.
+Marketplace = Literal["tiktok_shop", "shopee", "lazada"]
