@@ -42,8 +42,15 @@ def _vn_date(value: str | None) -> str:
     return f"{day}/{month}/{year}"
 
 
+def _vn_kg(kilograms: float) -> str:
+    """Vietnamese writes a decimal comma: 149,5."""
+    return f"{kilograms:g}".replace(".", ",")
+
+
 def trace_page(trace: dict[str, Any]) -> str:
-    return _templates().get_template("trace.html").render(t=trace, kind_names=KIND_NAMES, vn_date=_vn_date)
+    return (
+        _templates().get_template("trace.html").render(t=trace, kind_names=KIND_NAMES, vn_date=_vn_date, vn_kg=_vn_kg)
+    )
 
 
 def not_found_page(gtin: str, lot_code: str) -> str:
