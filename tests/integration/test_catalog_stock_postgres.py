@@ -114,3 +114,34 @@ async def test_three_consumer_processes_for_the_last_units_never_oversell(
         assert {json.loads(payload)["order_id"] for _, payload in answers} == {f"live-{n:04d}" for n in range(orders)}
     finally:
         await catalog.stop()
+
+
+async def test_the_seed_command_loads_the_demo_catalog_once(database_url):
+    import os
+    import subprocess
+    import sys
+
+    from vuonminh.wiring.demo import demo_catalog
+
+    def seed() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "vuonminh.wiring.cli", "seed", "demo"],
+            env={**os.environ, "DATABASE_URL": database_url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    data = demo_catalog()
+    first = seed()
+    assert f"sellers {len(data['sellers'])}, products {len(data['products'])}" in first
+    assert "provincial_shops 0, sellers 0, products 0, listings 0, lots 0" in seed()  # idempotent
+    [(products, units)] = await fetch_rows(database_url, "SELECT count(*), sum(available) FROM catalog.stock_levels")
+    assert (products, units) == (len(data["products"]), sum(p["initial_stock"] for p in data["products"]))
+    [(listed,)] = await fetch_rows(
+        database_url, "SELECT count(*) FROM catalog.outbox WHERE event_type = 'vuonminh.catalog.listing_published.v1'"
+    )
+    assert listed == len(data["listings"])
