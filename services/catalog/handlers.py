@@ -60,7 +60,7 @@ async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
         wanted, products=products, available=available, on_day=domain.vietnam_day(order.placed_at)
     )
     if isinstance(outcome, domain.Refusal):
-        await session.merge(ReservationDecision(order_id=order.order_id, outcome="failed", decided_at=now))
+        _decide(uow, decision, order.order_id, "failed", now)
         uow.publish(StockReservationFailed(order_id=order.order_id, problems=outcome.problems, failed_at=now))
         return
     movements = []
@@ -98,7 +98,7 @@ async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
         ],
     )
     await session.execute(insert(StockMovement), movements)
-    await session.merge(ReservationDecision(order_id=order.order_id, outcome="reserved", decided_at=now))
+    _decide(uow, decision, order.order_id, "reserved", now)
     uow.publish(StockReserved(order_id=order.order_id, lines=outcome.lines, reserved_at=now))
 
 
@@ -109,10 +109,18 @@ async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
     now = utc_now()
     if decision is None or decision.outcome == "failed":
         # Nothing held; remember the cancellation so that a late order_placed holds nothing either.
-        await uow.session.merge(ReservationDecision(order_id=cancelled.order_id, outcome="released", decided_at=now))
+        _decide(uow, decision, cancelled.order_id, "released", now)
         return
     await _move_held(uow, envelope, cancelled.order_id, seller_id=None, to=RELEASED, now=now)
     decision.outcome, decision.decided_at = "released", now
+
+
+def _decide(uow: UnitOfWork, decision: ReservationDecision | None, order_id: str, outcome: str, now: datetime) -> None:
+    """Records the answer (an insert for a new order, one update for a retried one: no extra look-up)."""
+    if decision is None:
+        uow.session.add(ReservationDecision(order_id=order_id, outcome=outcome, decided_at=now))
+    else:
+        decision.outcome, decision.decided_at = outcome, now
 
 
 async def on_shipment_status_changed(uow: UnitOfWork, envelope: Envelope) -> None:
