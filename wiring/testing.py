@@ -125,6 +125,8 @@ async def seed_catalog(client: httpx.AsyncClient, platform: Platform | None = No
     for seller in sellers:
         assert (await client.post("/v1/sellers", json=seller)).status_code in (200, 201)
     for product in products:
+        # Stock enough for any test's orders: catalog reserves it when orders places them.
+        product = {**product, "initial_stock": 100_000}
         assert (await client.post("/v1/products", json=product)).status_code in (200, 201)
     if platform is not None:
         from vuonminh.wiring.demo import wait_until_orders_know_products
