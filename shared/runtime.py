@@ -203,6 +203,11 @@ class Platform:
     def service(self, name: str) -> ServiceRuntime:
         return self.runtimes[name]
 
+    @property
+    def settings(self) -> Settings:
+        """The process's settings (every service of one process is built from the same)."""
+        return next(iter(self.runtimes.values())).settings
+
     async def start(self) -> None:
         """Migrates every database (waiting for it), then connects to the log in the background:
         a process started while Kafka is down serves /healthz and /readyz and waits for it."""

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # Fault injection for the tests that kill processes: the process dies (SIGKILL) the first
     # time it reaches this named point. Never set in production.
     crash_point: str | None = Field(default=None, validation_alias="VUONMINH_CRASH_POINT")
+    # Requests one process serves at once; beyond it a request gets 503 + Retry-After at once
+    # (shared/backpressure.py). Bounds memory and, embedded, keeps the consumers' share of the loop.
+    max_in_flight: int = Field(default=256, ge=1, validation_alias="VUONMINH_MAX_IN_FLIGHT")
     # Longest wait for the log's acknowledgement of a webhook before answering 503 + Retry-After.
     intake_timeout_s: float = Field(default=2.0, gt=0, validation_alias="VUONMINH_INTAKE_TIMEOUT_S")
     # How often a consumer holding a partition at an event type newer than its code tries again.
