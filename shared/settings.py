@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # one cluster without seeing each other's events.
     kafka_namespace: str = Field(default="", validation_alias="VUONMINH_KAFKA_NAMESPACE")
     topic_partitions: int = Field(default=6, validation_alias="VUONMINH_TOPIC_PARTITIONS")
+    # Producer batching (shared/transport/kafka.py, ProducerBatching; docs/operations.md).
+    kafka_linger_ms: int = Field(default=5, ge=0, le=1000, validation_alias="VUONMINH_KAFKA_LINGER_MS")
+    kafka_batch_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias="VUONMINH_KAFKA_BATCH_BYTES")
+    kafka_compression: Literal["none", "gzip"] = Field(default="none", validation_alias="VUONMINH_KAFKA_COMPRESSION")
     log_level: str = Field(default="INFO", validation_alias="VUONMINH_LOG_LEVEL")
     log_json: bool = Field(default=False, validation_alias="VUONMINH_LOG_JSON")
     # Handler attempts before a message is parked on the dead-letter topic.
