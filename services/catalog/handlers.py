@@ -25,6 +25,7 @@ from vuonminh.shared.events import (
     StockReservationFailed,
     StockReserved,
 )
+from vuonminh.shared.inbox import BatchHandler
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -35,71 +36,114 @@ class StockChangedUnderLock(RuntimeError):
     """A guarded decrement found fewer units than the locked read: never expected; the transaction rolls back."""
 
 
-async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
-    order = envelope.data_as(OrderPlaced)
+async def reserve_orders(uow: UnitOfWork, envelopes: Sequence[Envelope]) -> None:
+    """Decides a run of order_placed events (one partition's, in log order) with a few set-based statements.
+
+    The stock rows of every SKU in the run are locked once, in SKU order; the orders are then decided one
+    after the other against the locked counts in memory (exact: nobody else can change them until commit),
+    and the result is written with one guarded decrement per SKU and multi-row inserts. During a livestream
+    a poll brings hundreds of orders for the same few SKUs: this is a handful of statements, not hundreds.
+    """
     session = uow.session
-    decision = await session.get(ReservationDecision, order.order_id)
-    if decision is not None and decision.outcome != "failed":
-        if decision.outcome == "reserved":  # the same order again: the same answer, nothing held twice
-            held = (await session.scalars(select(Reservation).where(Reservation.order_id == order.order_id))).all()
-            lines = tuple(ReservedLine(sku=r.sku, quantity=r.quantity) for r in sorted(held, key=lambda r: r.sku))
-            uow.publish(StockReserved(order_id=order.order_id, lines=lines, reserved_at=decision.decided_at))
-        return  # released: a cancelled order stays cancelled
-    wanted = domain.quantities_by_sku((line.sku, line.quantity) for line in order.lines)
-    skus = sorted(wanted)
+    placed = [(envelope, envelope.data_as(OrderPlaced)) for envelope in envelopes]
+    order_ids = sorted({order.order_id for _, order in placed})
+    decisions = {
+        d.order_id: d
+        for d in (
+            await session.scalars(select(ReservationDecision).where(ReservationDecision.order_id.in_(order_ids)))
+        ).all()
+    }
+    wanted = [domain.quantities_by_sku((line.sku, line.quantity) for line in order.lines) for _, order in placed]
+    skus = sorted({sku for quantities in wanted for sku in quantities})
     locked = await session.execute(
-        select(StockLevel.sku, StockLevel.available)
+        select(StockLevel.sku, StockLevel.available, StockLevel.reserved)
         .where(StockLevel.sku.in_(skus))
         .order_by(StockLevel.sku)
         .with_for_update()
     )
-    available = dict(locked.tuples().all())
+    free, held = {}, {}
+    for sku, available, reserved in locked.tuples().all():
+        free[sku], held[sku] = available, reserved
     products = {p.sku: p for p in (await session.scalars(select(Product).where(Product.sku.in_(skus)))).all()}
+    answered = [o for o in order_ids if o in decisions and decisions[o].outcome == "reserved"]
+    held_lines: dict[str, list[ReservedLine]] = {}
+    if answered:
+        for r in (await session.scalars(select(Reservation).where(Reservation.order_id.in_(answered)))).all():
+            held_lines.setdefault(r.order_id, []).append(ReservedLine(sku=r.sku, quantity=r.quantity))
+
     now = utc_now()
-    outcome = domain.decide_reservation(
-        wanted, products=products, available=available, on_day=domain.vietnam_day(order.placed_at)
-    )
-    if isinstance(outcome, domain.Refusal):
-        _decide(uow, decision, order.order_id, "failed", now)
-        uow.publish(StockReservationFailed(order_id=order.order_id, problems=outcome.problems, failed_at=now))
-        return
-    movements = []
-    for line in outcome.lines:
+    taken: dict[str, int] = {}
+    reservations, movements, new_decisions = [], [], {}
+    for (envelope, order), quantities in zip(placed, wanted, strict=True):
+        decision = new_decisions.get(order.order_id) or decisions.get(order.order_id)
+        if decision is not None and decision.outcome != "failed":
+            if decision.outcome == "reserved":  # the same order again: the same answer, nothing held twice
+                lines = tuple(sorted(held_lines.get(order.order_id, ()), key=lambda line: line.sku))
+                uow.publish(
+                    StockReserved(order_id=order.order_id, lines=lines, reserved_at=decision.decided_at),
+                    caused_by=envelope,
+                )
+            continue  # released: a cancelled order stays cancelled
+        outcome = domain.decide_reservation(
+            quantities, products=products, available=free, on_day=domain.vietnam_day(order.placed_at)
+        )
+        if isinstance(outcome, domain.Refusal):
+            new_decisions[order.order_id] = ReservationDecision(
+                order_id=order.order_id, outcome="failed", decided_at=now
+            )
+            uow.publish(
+                StockReservationFailed(order_id=order.order_id, problems=outcome.problems, failed_at=now),
+                caused_by=envelope,
+            )
+            continue
+        for line in outcome.lines:
+            free[line.sku] -= line.quantity
+            held[line.sku] += line.quantity
+            taken[line.sku] = taken.get(line.sku, 0) + line.quantity
+            reservations.append(
+                {
+                    "order_id": order.order_id,
+                    "sku": line.sku,
+                    "seller_id": products[line.sku].seller_id,
+                    "quantity": line.quantity,
+                    "status": HELD,
+                    "reserved_at": now,
+                    "updated_at": now,
+                }
+            )
+            after = (free[line.sku], held[line.sku])
+            movements.append(
+                _movement(line.sku, "reservation", -line.quantity, line.quantity, after, envelope, order.order_id, now)
+            )
+        held_lines[order.order_id] = list(outcome.lines)
+        new_decisions[order.order_id] = ReservationDecision(order_id=order.order_id, outcome="reserved", decided_at=now)
+        uow.publish(StockReserved(order_id=order.order_id, lines=outcome.lines, reserved_at=now), caused_by=envelope)
+
+    for sku, quantity in sorted(taken.items()):
+        # Guarded as well as locked: a decrement that would go below zero changes nothing and fails the run.
         after = (
             await session.execute(
                 update(StockLevel)
-                .where(StockLevel.sku == line.sku, StockLevel.available >= line.quantity)
+                .where(StockLevel.sku == sku, StockLevel.available >= quantity)
                 .values(
-                    available=StockLevel.available - line.quantity,
-                    reserved=StockLevel.reserved + line.quantity,
-                    updated_at=now,
+                    available=StockLevel.available - quantity, reserved=StockLevel.reserved + quantity, updated_at=now
                 )
                 .returning(StockLevel.available, StockLevel.reserved)
             )
         ).first()
-        if after is None:
-            raise StockChangedUnderLock(f"{line.sku}: fewer than {line.quantity} units free under the row lock")
-        movements.append(
-            _movement(line.sku, "reservation", -line.quantity, line.quantity, after, envelope, order.order_id, now)
-        )
-    await session.execute(
-        insert(Reservation),
-        [
-            {
-                "order_id": order.order_id,
-                "sku": line.sku,
-                "seller_id": products[line.sku].seller_id,
-                "quantity": line.quantity,
-                "status": HELD,
-                "reserved_at": now,
-                "updated_at": now,
-            }
-            for line in outcome.lines
-        ],
-    )
-    await session.execute(insert(StockMovement), movements)
-    _decide(uow, decision, order.order_id, "reserved", now)
-    uow.publish(StockReserved(order_id=order.order_id, lines=outcome.lines, reserved_at=now))
+        if after is None or tuple(after) != (free[sku], held[sku]):
+            raise StockChangedUnderLock(f"{sku}: stock moved under the row lock ({after} != {free[sku], held[sku]})")
+    if reservations:
+        await session.execute(insert(Reservation), reservations)
+        await session.execute(insert(StockMovement), movements)
+    for order_id, decision in new_decisions.items():
+        if order_id in decisions:  # a refused order tried again
+            decisions[order_id].outcome, decisions[order_id].decided_at = decision.outcome, decision.decided_at
+        else:
+            session.add(decision)
+
+
+on_order_placed = BatchHandler(reserve_orders)
 
 
 async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:

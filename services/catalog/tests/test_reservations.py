@@ -192,3 +192,28 @@ async def test_concurrent_orders_for_the_last_units_never_oversell(stack, orders
     assert len(failures) == orders - units
     assert {f["problems"][0]["code"] for f in failures} == {"out_of_stock"}
     assert {f["problems"][0]["message"] for f in failures} == {"Hết hàng: Hot đã bán hết"}
+
+
+async def test_a_burst_through_the_log_is_decided_in_runs_and_never_oversells(stack):
+    """The consumer hands a poll's order_placed events to the handler as one run: one lock, set-based writes."""
+    client, platform = stack
+    burst = [order_placed_event(f"burst-{n:03d}", [("HOT", "bl-htx", 2 if n % 3 == 0 else 1)]) for n in range(30)]
+    again = order_placed_event("burst-000", [("HOT", "bl-htx", 2)])  # republished with a new event id
+    await feed(platform, *burst, again)
+
+    outcomes = await decided(platform, 30)
+    # 7 units: burst-000 takes 2, 001 and 002 one each, 003 two, 004 one: 7; the rest find none left.
+    assert sorted(o for o, outcome in outcomes.items() if outcome == "reserved") == [
+        "burst-000",
+        "burst-001",
+        "burst-002",
+        "burst-003",
+        "burst-004",
+    ]
+    assert await stock_of(client, "HOT") == (0, 7)
+    catalog = platform.service("catalog")
+    reserved = await published_by_catalog(catalog, StockReserved.TYPE)
+    assert [r["order_id"] for r in reserved].count("burst-000") == 2  # answered again, held once
+    ledger = (await client.get("/v1/products/HOT/stock")).json()["movements"]
+    assert [m["available_after"] for m in ledger] == [7, 5, 4, 3, 1, 0]
+    assert len(await published_by_catalog(catalog, StockReservationFailed.TYPE)) == 25
