@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
@@ -14,7 +16,10 @@ from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vuonminh.shared.auth import Authenticator, CredentialRegistry, read_credentials
 from vuonminh.shared.runtime import Platform, ServiceRuntime
+
+log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -136,14 +141,19 @@ def _ops_router() -> APIRouter:
 
 
 def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable[None]] | None = None) -> FastAPI:
+    authenticator = _authenticator_for(platform)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
+        refresh = asyncio.create_task(_refresh_credentials(platform, authenticator), name="credentials-refresh")
         try:
             if on_started:
                 await on_started(platform)
             yield
         finally:
+            refresh.cancel()
+            await asyncio.gather(refresh, return_exceptions=True)
             await platform.stop()
 
     # The docs pages' scripts are served by the app itself: a laptop or a cluster without
@@ -155,6 +165,7 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.authenticator = authenticator
     app.add_middleware(BodySizeLimit)
     for runtime in platform.runtimes.values():
         if runtime.runs_api:
@@ -162,6 +173,26 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
     app.include_router(_ops_router())
     _document_raw_bodies(app, [model for rt in platform.runtimes.values() for model in rt.spec.raw_body_models])
     return app
+
+
+def _authenticator_for(platform: Platform) -> Authenticator:
+    """Checks callers with the token keys from settings and the credential records of the
+    databases of the services whose API this process serves (each holds the same records)."""
+    runtimes = list(platform.runtimes.values())
+    engines = [rt.engine for rt in runtimes if rt.runs_api]
+    registry = CredentialRegistry(source=lambda: read_credentials(engines))
+    return Authenticator.from_settings(runtimes[0].settings, registry)
+
+
+async def _refresh_credentials(platform: Platform, authenticator: Authenticator) -> None:
+    """Keeps the API's copy of the credential records fresh (new keys, revocations)."""
+    interval = next(iter(platform.runtimes.values())).settings.credentials_refresh_s
+    while True:
+        try:
+            await authenticator.registry.reload()
+        except Exception as error:  # the database may be down: keep the last copy, try again
+            log.warning("credentials.reload_failed", error=repr(error))
+        await asyncio.sleep(interval)
 
 
 def _document_raw_bodies(app: FastAPI, models: list[type[BaseModel]]) -> None:

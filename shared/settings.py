@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     # A consumer is reported unready when its poll loop has not turned for this long.
     consumer_stall_s: float = Field(default=60.0, validation_alias="VUONMINH_CONSUMER_STALL_S")
 
+    # -- access (shared/auth.py, docs/architecture.md "Access") -----------------------------------
+    # The private key that signs tokens, `kid:<base64url Ed25519 seed>`: only where tokens are
+    # issued (`vuonminh tokens create`, the embedded run, which keeps one in the data dir).
+    token_signing_key: str | None = Field(default=None, validation_alias="VUONMINH_TOKEN_SIGNING_KEY")
+    # Public keys tokens are checked with, `kid:<base64url>` comma-separated: during a rotation the
+    # new and the old one. The signing key's own public key is always accepted.
+    token_verify_keys: str | None = Field(default=None, validation_alias="VUONMINH_TOKEN_VERIFY_KEYS")
+    # How often the API reloads its in-memory copy of API keys and revocations from its database.
+    credentials_refresh_s: float = Field(default=5.0, gt=0, validation_alias="VUONMINH_CREDENTIALS_REFRESH_S")
+
     # -- topics (docs/operations.md, "Topics") --------------------------------------------------
     # Outside development no topic is created with fewer than 3 replicas or
     # min.insync.replicas below 2: a service refuses at start, and so does `vuonminh topics create`.

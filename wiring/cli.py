@@ -29,11 +29,14 @@ def _serve(app: object, host: str, port: int) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from vuonminh.orders.shops import secrets_key_for
+    from vuonminh.shared.auth import signing_key_for
 
     settings = get_settings()
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
     # The key that encrypts shops' webhook secrets: VUONMINH_SECRETS_KEY, else kept in the data dir.
     settings.secrets_key = secrets_key_for(settings, data_dir)
+    # The key that signs callers' tokens: VUONMINH_TOKEN_SIGNING_KEY, else kept in the data dir.
+    settings.token_signing_key = signing_key_for(settings, data_dir)
     platform = embedded_platform(settings, data_dir)
     base_url = f"http://{args.host}:{args.port}"
     command = _this_command()
