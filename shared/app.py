@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vuonminh.shared.auth import Authenticator, CredentialRegistry, read_credentials
+from vuonminh.shared.auth import Authenticator, CredentialRegistry, Role, authorize, read_credentials
+from vuonminh.shared.ratelimit import RateLimits
 from vuonminh.shared.runtime import Platform, ServiceRuntime
 
 log = structlog.get_logger(__name__)
@@ -81,6 +82,35 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+DOCS_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+DOCS_STATIC_PREFIX = "/static-offline-docs"
+
+
+class OperatorOnlyPaths:
+    """The API docs and /metrics answer only the operator, unless made public by settings.
+
+    A path check per request; credentials are checked (the same way routes check them) only on
+    these paths, so other routes, signed webhooks included, pay nothing more.
+    """
+
+    def __init__(self, app: ASGIApp, *, paths: frozenset[str], prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.paths = paths
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path in self.paths or (self.prefixes and path.startswith(self.prefixes))):
+            request = Request(scope)
+            try:
+                await authorize(request, frozenset({Role.operator}), (Role.operator,))
+            except HTTPException as error:
+                response = JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def runtime_of(name: str) -> Callable[[Request], Awaitable[ServiceRuntime]]:
     # async: a plain `def` dependency would hop to a worker thread on every request.
     async def dependency(request: Request) -> ServiceRuntime:
@@ -133,6 +163,8 @@ def _ops_router() -> APIRouter:
             status_code=503 if unready else 200,
         )
 
+    # Operator only unless VUONMINH_PUBLIC_METRICS (OperatorOnlyPaths); VUONMINH_METRICS_PORT
+    # serves it on a port of its own as well.
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -142,11 +174,14 @@ def _ops_router() -> APIRouter:
 
 def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable[None]] | None = None) -> FastAPI:
     authenticator = _authenticator_for(platform)
+    settings = next(iter(platform.runtimes.values())).settings
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
         refresh = asyncio.create_task(_refresh_credentials(platform, authenticator), name="credentials-refresh")
+        if settings.metrics_port:
+            _serve_metrics_port(settings.metrics_port)
         try:
             if on_started:
                 await on_started(platform)
@@ -166,6 +201,13 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
     )
     app.state.platform = platform
     app.state.authenticator = authenticator
+    app.state.rate_limits = RateLimits.from_settings(settings)
+    guarded = set() if settings.public_api_docs else set(DOCS_PATHS)
+    if not settings.public_metrics:
+        guarded.add("/metrics")
+    if guarded:
+        prefixes = () if settings.public_api_docs else (DOCS_STATIC_PREFIX,)
+        app.add_middleware(OperatorOnlyPaths, paths=frozenset(guarded), prefixes=prefixes)
     app.add_middleware(BodySizeLimit)
     for runtime in platform.runtimes.values():
         if runtime.runs_api:
@@ -173,6 +215,18 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
     app.include_router(_ops_router())
     _document_raw_bodies(app, [model for rt in platform.runtimes.values() for model in rt.spec.raw_body_models])
     return app
+
+
+_metrics_ports: set[int] = set()
+
+
+def _serve_metrics_port(port: int) -> None:
+    """/metrics without credentials on its own port (a thread of prometheus_client), once per process."""
+    from prometheus_client import start_http_server
+
+    if port not in _metrics_ports:
+        start_http_server(port)
+        _metrics_ports.add(port)
 
 
 def _authenticator_for(platform: Platform) -> Authenticator:

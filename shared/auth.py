@@ -49,6 +49,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import JSON, Column, DateTime, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from vuonminh.shared.ratelimit import rate_limits_of
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.timeutil import as_utc, utc_now
 
@@ -528,6 +529,30 @@ def authenticator_of(request: Request) -> Authenticator:
     return authenticator
 
 
+async def authorize(request: Request, allowed: frozenset[Role], shown: Sequence[Role]) -> Caller:
+    """The caller of `request` if it is one of `allowed`, else HTTPException 401/403/429."""
+    rate_limits = rate_limits_of(request)
+    if rate_limits is not None:
+        rate_limits.check_ip(request)
+    header = request.headers.get("authorization")
+    if not header:
+        raise unauthenticated("missing credentials: send 'Authorization: Bearer <token or API key>'")
+    scheme, _, credential = header.partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
+        raise unauthenticated("malformed Authorization header: expected 'Bearer <token or API key>'")
+    try:
+        caller = await authenticator_of(request).authenticate(credential)
+    except Unauthenticated as error:
+        raise unauthenticated(str(error)) from None
+    if rate_limits is not None:
+        rate_limits.check_credential(caller.credential_id or caller.subject)
+    if caller.role not in allowed:
+        raise forbidden(caller, shown)
+    request.state.caller = caller  # for audit trails further on
+    return caller
+
+
 def require(*roles: Role) -> Callable[..., Awaitable[Caller]]:
     """A dependency giving the authenticated Caller, refusing other roles (403).
 
@@ -540,24 +565,19 @@ def require(*roles: Role) -> Callable[..., Awaitable[Caller]]:
     async def dependency(
         request: Request, _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
     ) -> Caller:
-        header = request.headers.get("authorization")
-        if not header:
-            raise unauthenticated("missing credentials: send 'Authorization: Bearer <token or API key>'")
-        scheme, _, credential = header.partition(" ")
-        credential = credential.strip()
-        if scheme.lower() != "bearer" or not credential:
-            raise unauthenticated("malformed Authorization header: expected 'Bearer <token or API key>'")
-        try:
-            caller = await authenticator_of(request).authenticate(credential)
-        except Unauthenticated as error:
-            raise unauthenticated(str(error)) from None
-        if caller.role not in allowed:
-            raise forbidden(caller, shown)
-        request.state.caller = caller  # for audit and rate limits further on
-        return caller
+        return await authorize(request, allowed, shown)
 
     dependency.__name__ = "require_" + "_or_".join(role.value for role in shown)
     return dependency
+
+
+async def public(request: Request) -> None:
+    """The dependency of a page that is public on purpose (e.g. a lot's trace page): no
+    credentials, but counted by client IP like every other route. List it in
+    vuonminh.wiring.access.PUBLIC_ROUTES too (the route-walk test reads it)."""
+    rate_limits = rate_limits_of(request)
+    if rate_limits is not None:
+        rate_limits.check_ip(request)
 
 
 # -- writing records (the `vuonminh keys|tokens` commands, the embedded demo, tests) ----------------------

@@ -126,15 +126,21 @@ def encode(body: dict) -> bytes:
 
 
 @asynccontextmanager
-async def embedded_client(data_dir: Path, **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
-    """The whole embedded platform in this event loop, with an HTTP client on its ASGI app."""
+async def embedded_client(
+    data_dir: Path, *, headers: dict[str, str] | None = None, **settings: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
+    """The whole embedded platform in this event loop, with an HTTP client on its ASGI app.
+
+    The client calls as the operator unless given other `headers` ({} for none); a request's own
+    headers (e.g. `auth_headers(Role.seller, ...)`) replace them for that request."""
     settings = {**TEST_SETTINGS, **settings}
     platform = embedded_platform(Settings(**settings), data_dir)
     app = create_app(platform)
     async with app.router.lifespan_context(app):
         await platform.wait_connected()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://vuonminh.test") as client:
+        headers = operator_headers() if headers is None else headers
+        async with httpx.AsyncClient(transport=transport, base_url="http://vuonminh.test", headers=headers) as client:
             yield client, platform
 
 
@@ -221,7 +227,9 @@ class VuonminhProcess:
         self.args = [sys.executable, "-m", "vuonminh.wiring.cli", *args, "--port", str(self.port)]
         if args[0] == "serve":
             self.args += ["--host", "127.0.0.1"]
-        self.env = {**os.environ, "VUONMINH_LOG_LEVEL": "INFO", **env}
+        self.env = {**os.environ, "VUONMINH_LOG_LEVEL": "INFO", **process_env(), **env}
+        # The test signing key is in process_env(): these headers call as the operator.
+        self.headers = operator_headers()
         self.log_path = log_path
         self.process: Any = None
 
@@ -289,7 +297,7 @@ class VuonminhProcess:
     async def metric(self, name: str, **labels: str) -> float:
         """Sum of a Prometheus counter's samples matching the labels."""
         async with httpx.AsyncClient(timeout=5) as client:
-            text = (await client.get(f"{self.url}/metrics")).text
+            text = (await client.get(f"{self.url}/metrics", headers=self.headers)).text
         return metric_value(text, name, **labels)
 
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from vuonminh.wiring.demo import demo_catalog
-from vuonminh.wiring.testing import VuonminhProcess, eventually
+from vuonminh.wiring.testing import VuonminhProcess, eventually, operator_headers
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restart
         assert "'202': 6" in sent.stdout
 
         async def placed():
-            async with httpx.AsyncClient(base_url=run.url) as client:
+            async with httpx.AsyncClient(headers=operator_headers(), base_url=run.url) as client:
                 found = (await client.get("/v1/orders", params={"status": "placed"})).json()
             return found if len(found) == 6 else None
 
