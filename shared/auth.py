@@ -644,3 +644,29 @@ async def list_credentials(engine: AsyncEngine) -> list[dict[str, Any]]:
     async with engine.connect() as conn:
         result = await conn.execute(select(table).order_by(table.c.created_at))
         return [dict(row._mapping) for row in result]
+
+
+async def create_api_key(
+    engines: Sequence[AsyncEngine], caller: Caller, *, label: str | None = None, expires_at: datetime | None = None
+) -> str:
+    """A new API key for `caller`, recorded in every given database; returns the key (shown once)."""
+    problems = caller.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    key = new_api_key()
+    record = CredentialRecord(
+        key.key_id, "api_key", caller, secret_hash=key.secret_hash, label=label, expires_at=expires_at
+    )
+    for engine in engines:
+        await write_credential(engine, record)
+    return key.plaintext
+
+
+def credential_id_of(text: str) -> str:
+    """The record id named by a key id, a whole API key (`vmk_<id>_...`) or a token id."""
+    parts = split_api_key(text)
+    if parts:
+        return parts[0]
+    if text.startswith(API_KEY_PREFIX):
+        return text[len(API_KEY_PREFIX) :].split("_", 1)[0]
+    return text
