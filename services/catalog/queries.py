@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -45,9 +45,18 @@ def seller_out(seller: Seller) -> SellerOut:
 
 
 async def sellers(
-    session: AsyncSession, *, ward_code: str | None, province_code: str | None, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    ward_code: str | None,
+    province_code: str | None,
+    scope: ColumnElement[bool] | None,
+    limit: int,
+    offset: int,
 ) -> list[SellerOut]:
+    """Sellers in the caller's `scope` (a condition on Seller; None: all), filtered in the query."""
     query = select(Seller).order_by(col(Seller.seller_id)).limit(limit).offset(offset)
+    if scope is not None:
+        query = query.where(scope)
     if ward_code:
         query = query.where(Seller.ward_code == ward_code)
     if province_code:
@@ -88,7 +97,13 @@ def product_out(product: Product, level: StockLevel | None, on_day: date) -> Pro
 
 
 async def products(
-    session: AsyncSession, *, seller_id: str | None, ward_code: str | None, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    seller_id: str | None,
+    ward_code: str | None,
+    scope: ColumnElement[bool] | None,
+    limit: int,
+    offset: int,
 ) -> list[ProductOut]:
     query = (
         select(Product, StockLevel)
@@ -97,6 +112,8 @@ async def products(
         .limit(limit)
         .offset(offset)
     )
+    if scope is not None:
+        query = query.where(scope)
     if seller_id:
         query = query.where(Product.seller_id == seller_id)
     if ward_code:
