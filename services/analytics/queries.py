@@ -80,7 +80,7 @@ async def _sales(
             .order_by(F.day)
         )
     ).all()
-    seller_days = (await session.exec(select(distinct(F.day), F.seller_id).where(scope, COUNTED))).all()
+    seller_days = (await session.exec(select(F.day, F.seller_id).distinct().where(scope, COUNTED))).all()
     points: dict[date, list[int]] = {p: [0, 0, 0, 0] for p in domain.periods(start, end, granularity)}
     sellers: dict[date, set[str]] = defaultdict(set)
     for day, orders, items, gmv, grams in daily:
@@ -135,9 +135,7 @@ async def commune_kpis(
 ) -> CommuneKpis:
     ward = _ward(ward_code)
     totals, series, daily = await _sales(session, [F.ward_code == ward_code], start, end, granularity)
-    shipments = await session.scalar(
-        select(func.count()).where(S.ward_code == ward_code, _in_range(S.day, start, end))
-    )
+    shipments = await session.scalar(select(func.count()).where(S.ward_code == ward_code, _in_range(S.day, start, end)))
     province_code = province_code_of(ward)
     province = find_province(province_code)
     return CommuneKpis(
@@ -396,7 +394,7 @@ async def ocop_share(session: AsyncSession, ward_code: str, on: date) -> OcopSha
     listed = set(
         (
             await session.exec(
-                select(distinct(ListingRow.sku)).where(ListingRow.sku.in_(valid), ListingRow.active == true())
+                select(ListingRow.sku).distinct().where(ListingRow.sku.in_(valid), ListingRow.active == true())
             )
         ).scalars()
     )
