@@ -10,11 +10,16 @@ docs/operations.md, "Rebuilding analytics").
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from tqdm import tqdm
 
@@ -23,11 +28,14 @@ from vuonminh.shared.events import Envelope
 from vuonminh.shared.inbox import ConsumerRunner
 from vuonminh.shared.records import OutgoingRecord
 from vuonminh.shared.service import ServiceSpec
+from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport import LogConsumer, Transport
 from vuonminh.shared.transport.local import LocalTransport
 from vuonminh.shared.unit_of_work import UnitOfWork
 
 REPLAY_BATCH = 1000
+# What people entered rather than events projected: carried over from the old database as it is.
+KEPT_TABLES = ("commune_targets",)
 IDLE_POLL_S = 1.0
 
 
@@ -116,7 +124,10 @@ async def rebuild(
                 if runner.held:
                     hold = next(iter(runner.held.values()))
                     raise ReplayStopped(f"event type {hold.event_type} is newer than this code: rebuild with it")
-            await consumer.commit(positions)
+            if not isinstance(transport, LocalTransport):
+                # Kafka: the group's offsets let an operator see the replay's progress. The local
+                # log would keep this group's offsets for ever and hold its retention back.
+                await consumer.commit(positions)
             read += len(records)
             bar.update(len(records))
     finally:
@@ -130,3 +141,91 @@ def _by_partition(records: Sequence) -> dict[tuple[str, int], list]:
     for record in records:
         grouped.setdefault((record.topic, record.partition), []).append(record)
     return grouped
+
+
+async def rebuild_embedded(spec: ServiceSpec, data_dir: Path, *, progress: bool = True) -> RebuildReport:
+    """Replays the data dir's local log into a new SQLite file, then puts it in place of the
+    service's file. The platform must be stopped (the log refuses a second writer)."""
+    transport = LocalTransport(data_dir / "log.sqlite3")
+    await transport.open()  # raises DataDirInUse while `vuonminh run` holds the data dir
+    target = data_dir / f"{spec.name}.rebuild.sqlite3"
+    _remove_sqlite(target)
+    engine = db.sqlite_engine(target)
+    live = data_dir / f"{spec.name}.sqlite3"
+    try:
+        report = await rebuild(spec, transport, engine, progress=progress)
+        if live.exists():
+            old = db.sqlite_engine(live)
+            try:
+                await carry_over(spec, old, engine)
+            finally:
+                await old.dispose()
+    finally:
+        await engine.dispose()
+        await transport.close()
+    _remove_sqlite(live)
+    os.replace(target, live)
+    return report
+
+
+def _remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+async def rebuild_kafka(spec: ServiceSpec, settings: Settings, *, swap: bool, progress: bool = True) -> RebuildReport:
+    """Replays the Kafka topics into the schema `<service>_rebuild` (made afresh), then, with
+    `swap`, renames it to `<service>` (the old one is kept as `<service>_before_<time>`). Stop the
+    service's workers first: events they would apply meanwhile are in the replay."""
+    from vuonminh.shared.transport.kafka import KafkaTransport
+    from vuonminh.shared.transport.kafka_topics import TopicPolicy
+
+    if not settings.kafka_bootstrap_servers or not settings.database_url:
+        raise SystemExit("rebuild on Kafka needs KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL")
+    schema = f"{spec.name}_rebuild"
+    engine = db.postgres_engine(settings.database_url, schema=schema)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        transport = KafkaTransport(
+            settings.kafka_bootstrap_servers,
+            namespace=settings.kafka_namespace,
+            policy=TopicPolicy.from_settings(settings),
+        )
+        report = await _rebuild_into_schema(spec, transport, engine, schema, progress=progress)
+        old = db.postgres_engine(settings.database_url, schema=spec.name)
+        try:
+            await carry_over(spec, old, engine)
+        finally:
+            await old.dispose()
+        if swap:
+            kept = f"{spec.name}_before_{datetime.now(UTC):%Y%m%d%H%M%S}"
+            async with engine.begin() as conn:
+                await conn.execute(text(f'ALTER SCHEMA "{spec.name}" RENAME TO "{kept}"'))
+                await conn.execute(text(f'ALTER SCHEMA "{schema}" RENAME TO "{spec.name}"'))
+    finally:
+        await engine.dispose()
+    return report
+
+
+async def _rebuild_into_schema(
+    spec: ServiceSpec, transport: Transport, engine: AsyncEngine, schema: str, *, progress: bool
+) -> RebuildReport:
+    # db.migrate creates the schema named after the service; this one has another name.
+    async with engine.begin() as conn:
+        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    return await rebuild(spec, transport, engine, progress=progress)
+
+
+async def carry_over(spec: ServiceSpec, old: AsyncEngine, new: AsyncEngine) -> None:
+    """Copies the KEPT_TABLES' rows from the old database into the rebuilt one."""
+    for name in KEPT_TABLES:
+        table = spec.metadata.tables[name]
+        async with old.connect() as conn:
+            try:
+                rows = [dict(row._mapping) for row in await conn.execute(table.select())]
+            except (OperationalError, ProgrammingError):  # a database from before the table: nothing to keep
+                rows = []
+        if rows:
+            async with new.begin() as conn:
+                await conn.execute(table.insert(), rows)
