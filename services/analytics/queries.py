@@ -529,6 +529,13 @@ async def livestream_kpis(session: AsyncSession, livestream_id: str, now: dateti
         starts = ends = None
         minutes = float(len(per_minute) and (max(per_minute) - min(per_minute)).total_seconds() / 60 + 1)
     peak = max(per_minute.items(), key=lambda item: (len(item[1]), -item[0].timestamp()), default=None)
+    if per_minute:  # every minute of the session so far, so that a chart's time axis is even
+        first = min(min(per_minute), starts) if starts else min(per_minute)
+        last = max(max(per_minute), min(now, ends).replace(second=0, microsecond=0)) if ends else max(per_minute)
+        minute = first
+        while minute <= last:
+            per_minute.setdefault(minute, set())
+            minute += timedelta(minutes=1)
     order_ids = [r[0] for r in rows]
     best = await _product_sales(session, [L.order_id.in_(order_ids)], 5) if order_ids else []
     return LivestreamKpis(

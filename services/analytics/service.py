@@ -5,6 +5,7 @@ from fastapi import APIRouter
 from vuonminh.analytics import handlers
 from vuonminh.analytics.api import router as api_router
 from vuonminh.analytics.models import AnalyticsTable
+from vuonminh.analytics.pages import router as pages_router
 from vuonminh.shared.events import (
     ListingPublished,
     LivestreamScheduled,
@@ -23,6 +24,7 @@ from vuonminh.shared.service import ServiceSpec
 
 router = APIRouter()
 router.include_router(api_router)
+router.include_router(pages_router)
 
 SUBSCRIPTIONS = {
     Topic.ORDERS: {

@@ -6,6 +6,7 @@ applies it. Its figures are counted by hand in the tests that read them (see tes
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 
 from vuonminh.analytics.service import SERVICE
 from vuonminh.shared import db
@@ -36,6 +38,7 @@ from vuonminh.shared.events import (
 from vuonminh.shared.runtime import Platform, ServiceRuntime
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport.local import LocalTransport
+from vuonminh.wiring.testing import eventually
 
 BUYER = {
     "name": "Nguyễn Thu Hà",
@@ -70,12 +73,13 @@ def vn(day: int, hour: int, minute: int = 0) -> datetime:
 class History:
     """Envelopes with stable ids, in the order a test publishes them."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "e") -> None:
         self.envelopes: list[Envelope] = []
+        self._prefix = prefix
         self._ids = itertools.count(1)
 
     def add(self, payload: EventPayload, *, event_id: str | None = None) -> Envelope:
-        envelope = Envelope.new(payload, source="/test", event_id=event_id or f"e-{next(self._ids)}")
+        envelope = Envelope.new(payload, source="/test", event_id=event_id or f"{self._prefix}-{next(self._ids)}")
         self.envelopes.append(envelope)
         return envelope
 
@@ -268,8 +272,11 @@ async def all_consumed(transport: LocalTransport, group: str = SERVICE.consumer_
 
 
 @asynccontextmanager
-async def analytics_alone(data_dir: Path, **settings) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
-    """analytics on its own SQLite file and a local log, with an HTTP client on its app."""
+async def analytics_alone(
+    data_dir: Path, *, serve_port: int | None = None, **settings
+) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
+    """analytics on its own SQLite file and a local log, with an HTTP client on its app (and the
+    app served on 127.0.0.1:`serve_port` for a browser, when given)."""
     transport = LocalTransport(data_dir / "log.sqlite3")
     runtime = ServiceRuntime(
         SERVICE,
@@ -281,7 +288,17 @@ async def analytics_alone(data_dir: Path, **settings) -> AsyncIterator[tuple[htt
     app = create_app(platform)
     async with app.router.lifespan_context(app):
         await platform.wait_connected()
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://analytics.test"
-        ) as client:
-            yield client, platform
+        server = None
+        if serve_port is not None:
+            config = uvicorn.Config(app, host="127.0.0.1", port=serve_port, lifespan="off", log_config=None)
+            server = uvicorn.Server(config)
+            serving = asyncio.create_task(server.serve())
+            await eventually(lambda: asyncio.sleep(0, result=server.started), timeout_s=30)
+        try:
+            asgi = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=asgi, base_url="http://analytics.test") as client:
+                yield client, platform
+        finally:
+            if server is not None:
+                server.should_exit = True
+                await serving
