@@ -29,8 +29,9 @@ def chromium_path() -> str | None:
 class Browser:
     """One headless Chromium with one tab; `async with Browser() as browser: ...`."""
 
-    def __init__(self, *, width: int = 390, height: int = 844) -> None:
+    def __init__(self, *, width: int = 390, height: int = 844, headers: dict[str, str] | None = None) -> None:
         self.width, self.height = width, height  # a phone's viewport by default
+        self.headers = headers or {}  # sent with every request of the tab (e.g. Authorization)
         self._profile = tempfile.TemporaryDirectory(prefix="vuonminh-chromium-", ignore_cleanup_errors=True)
         self._process: subprocess.Popen | None = None
         self._socket: Any = None
@@ -63,6 +64,9 @@ class Browser:
         self._socket = await websockets.connect(page["webSocketDebuggerUrl"], max_size=64 * 2**20)
         await self.send("Page.enable")
         await self.send("Runtime.enable")
+        if self.headers:
+            await self.send("Network.enable")
+            await self.send("Network.setExtraHTTPHeaders", {"headers": self.headers})
         await self.send(
             "Emulation.setDeviceMetricsOverride",
             {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": self.width < 600},

@@ -1,10 +1,15 @@
-"""analytics' HTTP API: one route per KPI (parse, call queries, return), and the province report."""
+"""analytics' HTTP API: one route per KPI (parse, call queries, return), and the province report.
+
+Officials read the KPIs of their communes (commune officials) or provinces (province officials);
+a seller reads its own seller, product and livestream KPIs. Anything outside the caller's scope
+answers 404, as if it did not exist."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from typing import Annotated, TypeVar
 
@@ -27,6 +32,7 @@ from vuonminh.analytics.models import (
     SellerKpis,
 )
 from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
@@ -37,6 +43,9 @@ To = Annotated[date, Query(description="last day (included), YYYY-MM-DD")]
 On = Annotated[date | None, Query(description="the day to look at (default: today in Vietnam)")]
 Period = Annotated[Granularity, Query(description="periods of the series: day, week (Monday first) or month")]
 T = TypeVar("T")
+Official = Annotated[Caller, Depends(require(Role.commune_official, Role.province_official))]
+ProvinceOfficial = Annotated[Caller, Depends(require(Role.province_official))]
+OfficialOrSeller = Annotated[Caller, Depends(require(Role.commune_official, Role.province_official, Role.seller))]
 
 
 def checked_range(from_: From, to: To) -> tuple[date, date]:
@@ -49,12 +58,43 @@ def checked_range(from_: From, to: To) -> tuple[date, date]:
 Range = Annotated[tuple[date, date], Depends(checked_range)]
 
 
-async def answer(query: Awaitable[T]) -> T:
-    """The query's result, or 404 with its message when it names something unknown."""
+def check_commune(caller: Caller, ward_code: str) -> None:
+    """Unknown, or another commune's: the same 404."""
+    ward, province = queries.place_of_ward(ward_code)
+    if not caller.may_see_place(ward_code=ward, province_code=province):
+        raise queries.NotFound(f"no 2025 commune/ward has code {ward_code!r}")
+
+
+async def check_seller(session: AsyncSession, caller: Caller, seller_id: str) -> None:
+    ward, province = await queries.place_of_seller(session, seller_id)
+    if not (caller.may_see_seller(seller_id) or caller.may_see_place(ward_code=ward, province_code=province)):
+        raise queries.NotFound(f"no seller has id {seller_id!r}")
+
+
+@asynccontextmanager
+async def not_found() -> AsyncIterator[None]:
+    """A NotFound (unknown, or outside the caller's scope) answers 404 with its message."""
     try:
-        return await query
+        yield
     except queries.NotFound as error:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+
+
+async def check_commune_scope(caller: Caller, ward_code: str) -> None:
+    check_commune(caller, ward_code)
+
+
+async def check_product_scope(session: AsyncSession, caller: Caller, sku: str) -> None:
+    await check_seller(session, caller, await queries.seller_of_product(session, sku))
+
+
+async def check_livestream_scope(session: AsyncSession, caller: Caller, livestream_id: str) -> None:
+    await check_seller(session, caller, await queries.seller_of_livestream(session, livestream_id))
+
+
+async def check_province_scope(caller: Caller, province_code: str) -> None:
+    if not caller.may_see_province(province_code):
+        raise queries.NotFound(f"no 2025 province has code {province_code!r}")
 
 
 def core_rule(runtime: ServiceRuntime) -> domain.CoreRule:
@@ -71,13 +111,22 @@ def core_rule(runtime: ServiceRuntime) -> domain.CoreRule:
     response_model=CommuneKpis,
     summary="Sales KPIs of one commune/ward's sellers over Vietnam calendar days [from, to]",
 )
-async def commune_kpis(ward_code: str, session: Session, days: Range, granularity: Period = "day") -> CommuneKpis:
-    return await answer(queries.commune_kpis(session, ward_code, *days, granularity))
+async def commune_kpis(
+    ward_code: str, session: Session, caller: Official, days: Range, granularity: Period = "day"
+) -> CommuneKpis:
+    async with not_found():
+        await check_commune_scope(caller, ward_code)
+        return await queries.commune_kpis(session, ward_code, *days, granularity)
 
 
 @router.get("/kpis/communes/{ward_code}/core-sellers", response_model=CoreSellers, summary="Core sellers vs target")
-async def core_sellers(ward_code: str, session: Session, runtime: Runtime, on: On = None) -> CoreSellers:
-    return await answer(queries.core_sellers(session, ward_code, on or queries.today_in_vietnam(), core_rule(runtime)))
+async def core_sellers(
+    ward_code: str, session: Session, caller: Official, runtime: Runtime, on: On = None
+) -> CoreSellers:
+    day = on or queries.today_in_vietnam()
+    async with not_found():
+        await check_commune_scope(caller, ward_code)
+        return await queries.core_sellers(session, ward_code, day, core_rule(runtime))
 
 
 @router.put(
@@ -85,26 +134,38 @@ async def core_sellers(ward_code: str, session: Session, runtime: Runtime, on: O
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Set the commune's target of core sellers",
 )
-async def set_core_seller_target(ward_code: str, body: CoreSellerTargetIn, session: Session) -> Response:
-    await answer(queries.set_core_seller_target(session, ward_code, body.core_sellers_target, body.due_on))
+async def set_core_seller_target(
+    ward_code: str, body: CoreSellerTargetIn, session: Session, caller: ProvinceOfficial
+) -> Response:
+    # The province sets its communes' targets.
+    async with not_found():
+        await check_commune_scope(caller, ward_code)
+        await queries.set_core_seller_target(session, ward_code, body.core_sellers_target, body.due_on)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/kpis/communes/{ward_code}/ocop-share", response_model=OcopShare, summary="OCOP products online")
-async def ocop_share(ward_code: str, session: Session, on: On = None) -> OcopShare:
-    return await answer(queries.ocop_share(session, ward_code, on or queries.today_in_vietnam()))
+async def ocop_share(ward_code: str, session: Session, caller: Official, on: On = None) -> OcopShare:
+    day = on or queries.today_in_vietnam()
+    async with not_found():
+        await check_commune_scope(caller, ward_code)
+        return await queries.ocop_share(session, ward_code, day)
 
 
 @router.get("/kpis/communes/{ward_code}/top-products", response_model=list[ProductSales], summary="Best sellers")
 async def top_products(
-    ward_code: str, session: Session, days: Range, limit: Annotated[int, Query(ge=1, le=100)] = 10
+    ward_code: str, session: Session, caller: Official, days: Range, limit: Annotated[int, Query(ge=1, le=100)] = 10
 ) -> list[ProductSales]:
-    return await answer(queries.top_products(session, ward_code, *days, limit))
+    async with not_found():
+        await check_commune_scope(caller, ward_code)
+        return await queries.top_products(session, ward_code, *days, limit)
 
 
 @router.get("/kpis/communes/{ward_code}/channels", response_model=ChannelMix, summary="Orders per sales channel")
-async def channel_mix(ward_code: str, session: Session, days: Range) -> ChannelMix:
-    return await answer(queries.commune_channel_mix(session, ward_code, *days))
+async def channel_mix(ward_code: str, session: Session, caller: Official, days: Range) -> ChannelMix:
+    async with not_found():
+        await check_commune_scope(caller, ward_code)
+        return await queries.commune_channel_mix(session, ward_code, *days)
 
 
 @router.get(
@@ -112,18 +173,26 @@ async def channel_mix(ward_code: str, session: Session, days: Range) -> ChannelM
     response_model=Fulfilment,
     summary="Pickup and delivery times, success rate, returns, shipping fees and COD of the orders placed in the range",
 )
-async def fulfilment(ward_code: str, session: Session, days: Range) -> Fulfilment:
-    return await answer(queries.fulfilment(session, ward_code, *days))
+async def fulfilment(ward_code: str, session: Session, caller: Official, days: Range) -> Fulfilment:
+    async with not_found():
+        await check_commune_scope(caller, ward_code)
+        return await queries.fulfilment(session, ward_code, *days)
 
 
 @router.get("/kpis/provinces/{province_code}", response_model=ProvinceKpis, summary="A province's communes ranked")
-async def province_kpis(province_code: str, session: Session, days: Range, granularity: Period = "day") -> ProvinceKpis:
-    return await answer(queries.province_kpis(session, province_code, *days, granularity))
+async def province_kpis(
+    province_code: str, session: Session, caller: ProvinceOfficial, days: Range, granularity: Period = "day"
+) -> ProvinceKpis:
+    async with not_found():
+        await check_province_scope(caller, province_code)
+        return await queries.province_kpis(session, province_code, *days, granularity)
 
 
 @router.get("/kpis/provinces/{province_code}/report.csv", summary="The province report as CSV (UTF-8)")
-async def province_report_csv(province_code: str, session: Session, days: Range) -> Response:
-    report = await answer(queries.province_kpis(session, province_code, *days))
+async def province_report_csv(province_code: str, session: Session, caller: ProvinceOfficial, days: Range) -> Response:
+    async with not_found():
+        await check_province_scope(caller, province_code)
+        report = await queries.province_kpis(session, province_code, *days)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(queries.REPORT_COLUMNS)
@@ -137,10 +206,12 @@ async def province_report_csv(province_code: str, session: Session, days: Range)
 
 
 @router.get("/kpis/provinces/{province_code}/report.xlsx", summary="The province report as an Excel workbook")
-async def province_report_xlsx(province_code: str, session: Session, days: Range) -> Response:
+async def province_report_xlsx(province_code: str, session: Session, caller: ProvinceOfficial, days: Range) -> Response:
     from vuonminh.analytics.exports import province_workbook
 
-    report = await answer(queries.province_kpis(session, province_code, *days))
+    async with not_found():
+        await check_province_scope(caller, province_code)
+        report = await queries.province_kpis(session, province_code, *days)
     return Response(
         province_workbook(report),
         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -153,15 +224,25 @@ def _report_name(report: ProvinceKpis) -> str:
 
 
 @router.get("/kpis/sellers/{seller_id}", response_model=SellerKpis, summary="One seller's sales")
-async def seller_kpis(seller_id: str, session: Session, days: Range, granularity: Period = "day") -> SellerKpis:
-    return await answer(queries.seller_kpis(session, seller_id, *days, granularity))
+async def seller_kpis(
+    seller_id: str, session: Session, caller: OfficialOrSeller, days: Range, granularity: Period = "day"
+) -> SellerKpis:
+    async with not_found():
+        await check_seller(session, caller, seller_id)
+        return await queries.seller_kpis(session, seller_id, *days, granularity)
 
 
 @router.get("/kpis/products/{sku}", response_model=ProductKpis, summary="One product's sales (kg and tonnes)")
-async def product_kpis(sku: str, session: Session, days: Range, granularity: Period = "day") -> ProductKpis:
-    return await answer(queries.product_kpis(session, sku, *days, granularity))
+async def product_kpis(
+    sku: str, session: Session, caller: OfficialOrSeller, days: Range, granularity: Period = "day"
+) -> ProductKpis:
+    async with not_found():
+        await check_product_scope(session, caller, sku)
+        return await queries.product_kpis(session, sku, *days, granularity)
 
 
 @router.get("/kpis/livestreams/{livestream_id}", response_model=LivestreamKpis, summary="A livestream's results")
-async def livestream_kpis(livestream_id: str, session: Session) -> LivestreamKpis:
-    return await answer(queries.livestream_kpis(session, livestream_id))
+async def livestream_kpis(livestream_id: str, session: Session, caller: OfficialOrSeller) -> LivestreamKpis:
+    async with not_found():
+        await check_livestream_scope(session, caller, livestream_id)
+        return await queries.livestream_kpis(session, livestream_id)

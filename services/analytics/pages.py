@@ -11,13 +11,25 @@ from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import FileResponse, HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from vuonminh.analytics import queries
-from vuonminh.analytics.api import Runtime, Session, core_rule
+from vuonminh.analytics.api import (
+    Official,
+    OfficialOrSeller,
+    ProvinceOfficial,
+    Runtime,
+    Session,
+    check_commune_scope,
+    check_livestream_scope,
+    check_province_scope,
+    check_seller,
+    core_rule,
+)
 from vuonminh.shared.addresses import find_ward
+from vuonminh.shared.auth import public
 from vuonminh.shared.timeutil import VIETNAM_TZ, as_utc, utc_now
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
@@ -69,8 +81,14 @@ async def found(query: Awaitable[T]) -> T:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Không tìm thấy: {error}") from None
 
 
+# Pages take the same credentials as the API (an `Authorization: Bearer` header) and the same scope.
+
+
 @router.get("/communes/{ward_code}", response_class=HTMLResponse)
-async def commune_page(ward_code: str, session: Session, runtime: Runtime, on: On = None) -> HTMLResponse:
+async def commune_page(
+    ward_code: str, session: Session, caller: Official, runtime: Runtime, on: On = None
+) -> HTMLResponse:
+    await found(check_commune_scope(caller, ward_code))
     on = on or queries.today_in_vietnam()
     month_start = on - timedelta(days=DAYS_SHOWN - 1)
     return page(
@@ -87,14 +105,16 @@ async def commune_page(ward_code: str, session: Session, runtime: Runtime, on: O
 
 
 @router.get("/provinces/{province_code}", response_class=HTMLResponse)
-async def province_page(province_code: str, session: Session, on: On = None) -> HTMLResponse:
+async def province_page(province_code: str, session: Session, caller: ProvinceOfficial, on: On = None) -> HTMLResponse:
+    await found(check_province_scope(caller, province_code))
     on = on or queries.today_in_vietnam()
     start = on - timedelta(days=DAYS_SHOWN - 1)
     return page("province.html", report=await found(queries.province_kpis(session, province_code, start, on)))
 
 
 @router.get("/sellers/{seller_id}", response_class=HTMLResponse)
-async def seller_page(seller_id: str, session: Session, on: On = None) -> HTMLResponse:
+async def seller_page(seller_id: str, session: Session, caller: OfficialOrSeller, on: On = None) -> HTMLResponse:
+    await found(check_seller(session, caller, seller_id))
     on = on or queries.today_in_vietnam()
     kpis = await found(queries.seller_kpis(session, seller_id, on - timedelta(days=DAYS_SHOWN - 1), on))
     ward = find_ward(kpis.ward_code)
@@ -102,13 +122,14 @@ async def seller_page(seller_id: str, session: Session, on: On = None) -> HTMLRe
 
 
 @router.get("/livestreams/{livestream_id}", response_class=HTMLResponse)
-async def livestream_page(livestream_id: str, session: Session) -> HTMLResponse:
+async def livestream_page(livestream_id: str, session: Session, caller: OfficialOrSeller) -> HTMLResponse:
+    await found(check_livestream_scope(session, caller, livestream_id))
     live = await found(queries.livestream_kpis(session, livestream_id))
     rendered_at = _local(utc_now()).strftime("%H:%M:%S")
     return page("livestream.html", live=live, poll_seconds=LIVESTREAM_POLL_S, rendered_at=rendered_at)
 
 
-@router.get("/static/{name}")
+@router.get("/static/{name}", dependencies=[Depends(public)])  # the charting library: nothing private
 async def static_file(name: str) -> FileResponse:
     if name not in STATIC_FILES:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no static file {name!r}")

@@ -62,6 +62,44 @@ def _in_range(day_column: Any, start: date, end: date) -> ColumnElement[bool]:
     return and_(day_column >= start, day_column <= end)
 
 
+# -- where a thing is: the scope an official must hold to read it ---------------------------
+
+
+async def place_of_seller(session: AsyncSession, seller_id: str) -> tuple[str, str]:
+    """(ward, province) of a seller, from catalog's record or else from its sales."""
+    seller = await session.get(SellerRow, seller_id)
+    if seller is not None:
+        return seller.ward_code, seller.province_code
+    known = (await session.exec(select(F.ward_code, F.province_code).where(F.seller_id == seller_id))).first()
+    if known is None:
+        raise NotFound(f"no seller has id {seller_id!r}")
+    return known[0], known[1]
+
+
+async def seller_of_product(session: AsyncSession, sku: str) -> str:
+    product = await session.get(ProductRow, sku)
+    if product is not None:
+        return product.seller_id
+    seller = (await session.exec(select(L.seller_id).where(L.sku == sku))).first()
+    if seller is None:
+        raise NotFound(f"no product has SKU {sku!r}")
+    return seller[0]
+
+
+async def seller_of_livestream(session: AsyncSession, livestream_id: str) -> str:
+    stream = await session.get(LivestreamRow, livestream_id)
+    if stream is not None:
+        return stream.seller_id
+    seller = (await session.exec(select(F.seller_id).where(F.livestream_id == livestream_id))).first()
+    if seller is None:
+        raise NotFound(f"no livestream has id {livestream_id!r}")
+    return seller[0]
+
+
+def place_of_ward(ward_code: str) -> tuple[str, str]:
+    return ward_code, province_code_of(_ward(ward_code))
+
+
 # -- sales, folded into periods --------------------------------------------------------------
 
 

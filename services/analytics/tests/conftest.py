@@ -38,7 +38,7 @@ from vuonminh.shared.events import (
 from vuonminh.shared.runtime import Platform, ServiceRuntime
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport.local import LocalTransport
-from vuonminh.wiring.testing import eventually
+from vuonminh.wiring.testing import TEST_SETTINGS, eventually, operator_headers
 
 BUYER = {
     "name": "Nguyễn Thu Hà",
@@ -282,7 +282,7 @@ async def analytics_alone(
         SERVICE,
         engine=db.sqlite_engine(data_dir / "analytics.sqlite3"),
         transport=transport,
-        settings=Settings(**settings),
+        settings=Settings(**{**TEST_SETTINGS, **settings}),
     )
     platform = Platform([runtime], transport, mode="embedded")
     app = create_app(platform)
@@ -296,7 +296,8 @@ async def analytics_alone(
             await eventually(lambda: asyncio.sleep(0, result=server.started), timeout_s=30)
         try:
             asgi = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=asgi, base_url="http://analytics.test") as client:
+            headers = operator_headers()  # a request's own headers replace these
+            async with httpx.AsyncClient(transport=asgi, base_url="http://analytics.test", headers=headers) as client:
                 yield client, platform
         finally:
             if server is not None:

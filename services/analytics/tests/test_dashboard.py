@@ -12,8 +12,9 @@ import pytest
 
 from vuonminh.analytics.pages import show
 from vuonminh.analytics.tests.conftest import BINH_LU, LIVE_STARTS, History, all_consumed, analytics_alone, publish
+from vuonminh.shared.auth import Role
 from vuonminh.wiring.browser import Browser, chromium_path
-from vuonminh.wiring.testing import eventually, free_port
+from vuonminh.wiring.testing import auth_headers, eventually, free_port
 
 pytestmark = pytest.mark.skipif(
     chromium_path() is None and os.environ.get("CI") != "true",
@@ -33,7 +34,8 @@ async def site(tmp_path, history):
         await eventually(lambda: all_consumed(platform.transport), timeout_s=60)
         target = {"core_sellers_target": 2, "due_on": "2026-12-31"}
         assert (await client.put(f"/v1/kpis/communes/{BINH_LU}/core-seller-target", json=target)).status_code == 204
-        async with Browser() as browser:
+        # The province official of Lai Châu: every page of the history is in its scope.
+        async with Browser(headers=auth_headers(Role.province_official, province_codes={"12"})) as browser:
             yield f"http://127.0.0.1:{port}", client, platform, browser
 
 
@@ -96,7 +98,8 @@ async def test_commune_page_shows_the_apis_numbers(site):
     assert await browser.evaluate("document.documentElement.scrollWidth") <= browser.width
 
     await browser.screenshot(ARTIFACTS / "commune-phone.png")
-    async with Browser(width=1200, height=900) as desktop:
+    official = auth_headers(Role.commune_official, ward_codes={BINH_LU})
+    async with Browser(width=1200, height=900, headers=official) as desktop:
         await desktop.open(f"{base}/dashboard/communes/{BINH_LU}?on={DAY}")
         await desktop.screenshot(ARTIFACTS / "commune-desktop.png")
 
@@ -172,8 +175,13 @@ async def test_livestream_page_follows_new_orders(site):
     await browser.screenshot(ARTIFACTS / "livestream-phone.png")
 
 
-async def test_unknown_commune_page_is_a_404_with_a_message(site):
+async def test_pages_need_credentials_and_keep_to_the_callers_scope(site):
     _base, client, _platform, _browser = site
     response = await client.get("/dashboard/communes/99999")
     assert response.status_code == 404
     assert "Không tìm thấy" in response.json()["detail"]
+    assert (await client.get(f"/dashboard/communes/{BINH_LU}", headers={"Authorization": ""})).status_code == 401
+    tan_cuong = auth_headers(Role.commune_official, ward_codes={"05503"})
+    assert (await client.get(f"/dashboard/communes/{BINH_LU}", headers=tan_cuong)).status_code == 404
+    assert (await client.get("/dashboard/livestreams/live-1", headers=tan_cuong)).status_code == 404
+    assert (await client.get("/dashboard/static/chart.umd.min.js", headers={"Authorization": ""})).status_code == 200

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from vuonminh.analytics.tests.conftest import BINH_LU, SIN_HO, all_consumed, analytics_alone, publish
-from vuonminh.wiring.testing import eventually
+from vuonminh.shared.auth import Role
+from vuonminh.wiring.testing import auth_headers, eventually
 
 WEEK = {"from": "2026-11-14", "to": "2026-11-20"}
 # s-hong: 80 orders on the 16th..19th + 22 counted on the 20th (22 live orders less one cancelled and
@@ -191,3 +192,50 @@ async def test_bad_input_is_named(fed, path, params, status, message):
     response = await client.get(path, params=params)
     assert response.status_code == status
     assert message in str(response.json()["detail"])
+
+
+BINH_LU_OFFICIAL = {"role": Role.commune_official, "ward_codes": {BINH_LU}}
+TAN_CUONG_OFFICIAL = {"role": Role.commune_official, "ward_codes": {"05503"}}
+LAI_CHAU_OFFICIAL = {"role": Role.province_official, "province_codes": {"12"}}
+SELLER_HONG = {"role": Role.seller, "seller_ids": {"s-hong"}}
+
+
+SCOPE_CASES = [
+    (BINH_LU_OFFICIAL, "GET", f"/v1/kpis/communes/{BINH_LU}", 200),
+    (BINH_LU_OFFICIAL, "GET", f"/v1/kpis/communes/{BINH_LU}/fulfilment", 200),
+    (TAN_CUONG_OFFICIAL, "GET", f"/v1/kpis/communes/{BINH_LU}", 404),  # another commune: as if unknown
+    (TAN_CUONG_OFFICIAL, "GET", f"/v1/kpis/communes/{BINH_LU}/core-sellers", 404),
+    (LAI_CHAU_OFFICIAL, "GET", f"/v1/kpis/communes/{BINH_LU}", 200),
+    (LAI_CHAU_OFFICIAL, "GET", "/v1/kpis/provinces/12", 200),
+    (LAI_CHAU_OFFICIAL, "GET", "/v1/kpis/provinces/19", 404),
+    (BINH_LU_OFFICIAL, "GET", "/v1/kpis/provinces/12", 403),  # the ranking is the province's
+    (BINH_LU_OFFICIAL, "GET", "/v1/kpis/sellers/s-hong", 200),
+    (TAN_CUONG_OFFICIAL, "GET", "/v1/kpis/sellers/s-hong", 404),
+    (SELLER_HONG, "GET", "/v1/kpis/sellers/s-hong", 200),
+    (SELLER_HONG, "GET", "/v1/kpis/sellers/s-mai", 404),
+    (SELLER_HONG, "GET", "/v1/kpis/products/MIEN-500", 200),
+    (SELLER_HONG, "GET", "/v1/kpis/products/DAO-CAY", 404),
+    (SELLER_HONG, "GET", "/v1/kpis/livestreams/live-1", 200),
+    (TAN_CUONG_OFFICIAL, "GET", "/v1/kpis/livestreams/live-1", 404),
+    (SELLER_HONG, "GET", f"/v1/kpis/communes/{BINH_LU}", 403),
+    (BINH_LU_OFFICIAL, "PUT", f"/v1/kpis/communes/{BINH_LU}/core-seller-target", 403),
+    (LAI_CHAU_OFFICIAL, "PUT", f"/v1/kpis/communes/{BINH_LU}/core-seller-target", 204),
+    (LAI_CHAU_OFFICIAL, "PUT", "/v1/kpis/communes/05503/core-seller-target", 404),
+]
+
+
+async def test_officials_read_their_places_and_sellers_their_own(fed):
+    client, _ = fed
+    answered = []
+    for caller, method, path, _status in SCOPE_CASES:
+        headers = auth_headers(caller["role"], **{k: v for k, v in caller.items() if k != "role"})
+        body = {"core_sellers_target": 3, "due_on": "2026-12-31"} if method == "PUT" else None
+        response = await client.request(method, path, params=WEEK, json=body, headers=headers)
+        answered.append(response.status_code)
+    assert answered == [status for *_case, status in SCOPE_CASES]
+
+
+async def test_no_credentials_no_kpis(fed):
+    client, _ = fed
+    response = await client.get(f"/v1/kpis/communes/{BINH_LU}", params=WEEK, headers={"Authorization": ""})
+    assert response.status_code == 401

@@ -1,7 +1,7 @@
 """projections for every KPI: lines, shipment milestones, catalog, livestreams, targets
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-23 22:36:31.012671
 
 Facts already stored get defaults for the new columns (channel direct, items 0, neither cancelled
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
