@@ -37,6 +37,7 @@ from vuonminh.shared.events import (
     ShipmentDispatched,
     ShipmentStatusChanged,
 )
+from vuonminh.shared.inbox import BatchHandler
 from vuonminh.shared.timeutil import vietnam_day
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -77,55 +78,67 @@ async def _upsert(
 # -- orders.orders ---------------------------------------------------------------------------
 
 
-async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
-    order = envelope.data_as(OrderPlaced)
-    day = domain.order_day(order)
-    facts = [
-        {
-            "order_id": order.order_id,
-            "seller_id": sale.seller_id,
-            "ward_code": sale.ward_code,
-            "province_code": sale.province_code,
-            "day": day,
-            "placed_at": order.placed_at,
-            "livestream_id": order.livestream_id,
-            "gmv_vnd": sale.gmv_vnd,
-            "weight_g": sale.weight_g,
-            "items": sale.items,
-            "channel": order.channel,
-            "shop_id": order.shop_id,
-            "cancelled": False,
-            "returned": False,
-        }
-        for sale in domain.seller_sales(order)
-    ]
-    lines = [
-        {
-            "order_id": order.order_id,
-            "line_no": number,
-            "seller_id": line.seller_id,
-            "sku": line.sku,
-            "product_name": line.product_name[:200],
-            "ward_code": line.seller_ward_code,
-            "province_code": line.seller_province_code,
-            "day": day,
-            "quantity": line.quantity,
-            "gmv_vnd": line.line_total_vnd,
-            "weight_g": line.line_weight_g,
-        }
-        for number, line in enumerate(order.lines)
-    ]
-    await _upsert(uow, SELLER_ORDERS, facts)
-    await _upsert(uow, ORDER_LINES, lines)
+async def on_orders_placed(uow: UnitOfWork, envelopes: Sequence[Envelope]) -> None:
+    """A run of orders (a livestream brings thousands a minute): one multi-row insert per table."""
+    orders = [envelope.data_as(OrderPlaced) for envelope in envelopes]
+    facts, lines = [], []
+    for order in orders:
+        day = domain.order_day(order)
+        facts += [
+            {
+                "order_id": order.order_id,
+                "seller_id": sale.seller_id,
+                "ward_code": sale.ward_code,
+                "province_code": sale.province_code,
+                "day": day,
+                "placed_at": order.placed_at,
+                "livestream_id": order.livestream_id,
+                "gmv_vnd": sale.gmv_vnd,
+                "weight_g": sale.weight_g,
+                "items": sale.items,
+                "channel": order.channel,
+                "shop_id": order.shop_id,
+                "cancelled": False,
+                "returned": False,
+            }
+            for sale in domain.seller_sales(order)
+        ]
+        lines += [
+            {
+                "order_id": order.order_id,
+                "line_no": number,
+                "seller_id": line.seller_id,
+                "sku": line.sku,
+                "product_name": line.product_name[:200],
+                "ward_code": line.seller_ward_code,
+                "province_code": line.seller_province_code,
+                "day": day,
+                "quantity": line.quantity,
+                "gmv_vnd": line.line_total_vnd,
+                "weight_g": line.line_weight_g,
+            }
+            for number, line in enumerate(order.lines)
+        ]
+    # Bounded statements: SQLite takes at most 32,766 parameters in one.
+    for chunk in range(0, len(facts), 1000):
+        await _upsert(uow, SELLER_ORDERS, facts[chunk : chunk + 1000])
+    for chunk in range(0, len(lines), 1000):
+        await _upsert(uow, ORDER_LINES, lines[chunk : chunk + 1000])
     # A return read before its order (the shipments topic replayed first) still takes it out.
-    returned_sellers = select(SHIPMENTS.c.seller_id).where(
-        SHIPMENTS.c.order_id == order.order_id, SHIPMENTS.c.returned_at.is_not(None)
+    order_ids = [order.order_id for order in orders]
+    returned = select(SHIPMENTS.c.order_id, SHIPMENTS.c.seller_id).where(
+        SHIPMENTS.c.order_id.in_(order_ids), SHIPMENTS.c.returned_at.is_not(None)
     )
-    await uow.session.exec(
-        update(SELLER_ORDERS)
-        .where(SELLER_ORDERS.c.order_id == order.order_id, SELLER_ORDERS.c.seller_id.in_(returned_sellers))
-        .values(returned=True)
-    )
+    pairs = (await uow.session.exec(returned)).all()
+    for order_id, seller_id in pairs:
+        await uow.session.exec(
+            update(SELLER_ORDERS)
+            .where(SELLER_ORDERS.c.order_id == order_id, SELLER_ORDERS.c.seller_id == seller_id)
+            .values(returned=True)
+        )
+
+
+on_order_placed = BatchHandler(on_orders_placed)
 
 
 async def on_order_confirmed(uow: UnitOfWork, envelope: Envelope) -> None:

@@ -3,10 +3,15 @@ conftest.py's terms): cancellations, a rejection, a return, duplicates, a late e
 
 from __future__ import annotations
 
+import csv
+import io
+
+import openpyxl
 import pytest
 
 from vuonminh.analytics.tests.conftest import BINH_LU, SIN_HO, all_consumed, analytics_alone, publish
 from vuonminh.shared.auth import Role
+from vuonminh.shared.records import OutgoingRecord
 from vuonminh.wiring.testing import auth_headers, eventually
 
 WEEK = {"from": "2026-11-14", "to": "2026-11-20"}
@@ -239,3 +244,57 @@ async def test_no_credentials_no_kpis(fed):
     client, _ = fed
     response = await client.get(f"/v1/kpis/communes/{BINH_LU}", params=WEEK, headers={"Authorization": ""})
     assert response.status_code == 401
+
+
+async def test_province_report_exports_as_csv_and_xlsx(fed):
+    client, _ = fed
+    report = await get(client, "/v1/kpis/provinces/12", **WEEK)
+    expected = [
+        [
+            c["rank"],
+            c["ward_code"],
+            c["ward_name"],
+            c["orders"],
+            c["items"],
+            c["gmv_vnd"],
+            c["kg_sold"],
+            c["active_sellers"],
+        ]
+        for c in report["communes"]
+    ]
+
+    as_csv = await client.get("/v1/kpis/provinces/12/report.csv", params=WEEK)
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert 'filename="bao-cao-tinh-12-2026-11-14-2026-11-20.csv"' in as_csv.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert rows[0][:3] == ["Hạng", "Mã xã", "Xã/phường"]
+    assert [
+        [int(r[0]), r[1], r[2], int(r[3]), int(r[4]), int(r[5]), float(r[6]), int(r[7])] for r in rows[1:]
+    ] == expected
+
+    as_xlsx = await client.get("/v1/kpis/provinces/12/report.xlsx", params=WEEK)
+    assert as_xlsx.status_code == 200
+    sheet = openpyxl.load_workbook(io.BytesIO(as_xlsx.content)).active
+    values = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert list(values[1][:3]) == ["Hạng", "Mã xã", "Xã/phường"]
+    assert values[2 : 2 + len(expected)] == expected
+    assert values[2 + len(expected)][2:4] == ["Cả tỉnh", report["totals"]["orders"]]
+
+
+async def test_a_record_no_handler_can_read_is_dead_lettered_and_changes_nothing(tmp_path, history):
+    async with analytics_alone(tmp_path) as (client, platform):
+        await publish(platform, history.envelopes)
+        await eventually(lambda: all_consumed(platform.transport), timeout_s=60)
+        before = await get(client, f"/v1/kpis/communes/{BINH_LU}", **WEEK)
+        good = history.envelopes[-1].to_record()  # an order_placed
+        bad = OutgoingRecord(
+            topic=good.topic,
+            key=good.key,
+            value=b'{"order_id": "broken", "lines": "not a list"}',
+            headers=tuple((n, b"e-broken" if n == "ce_id" else v) for n, v in good.headers),
+        )
+        await platform.transport.log.append([bad])
+        await eventually(lambda: all_consumed(platform.transport), timeout_s=60)
+        parked = await platform.transport.log.read("orders.orders.dlq", 0, 10)
+        assert [r.header("ce_id") for r in parked] == ["e-broken"]
+        assert await get(client, f"/v1/kpis/communes/{BINH_LU}", **WEEK) == before
