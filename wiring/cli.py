@@ -64,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             f"  Sellers       {base_url}/v1/sellers",
             f"  Shipments     {base_url}/v1/shipments?order_id=<id>",
             f"  KPIs          {base_url}/v1/kpis/communes/03390?from=2026-01-01&to=2026-12-31",
+            f"  Dashboard     {base_url}/dashboard/communes/03390  (pages take the same Authorization header)",
             f"  Readiness     {base_url}/readyz",
         ]
         lines += ["  API keys made for this run (shown once; `vuonminh keys list|revoke` manage them):"]
