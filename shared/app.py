@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vuonminh.shared.backpressure import InFlightLimit
 from vuonminh.shared.runtime import Platform, ServiceRuntime
 
 MAX_BODY_BYTES = 256 * 1024
@@ -156,6 +157,8 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
     )
     app.state.platform = platform
     app.add_middleware(BodySizeLimit)
+    # Added last, so it runs first: a shed request costs no body read.
+    app.add_middleware(InFlightLimit, max_in_flight=platform.settings.max_in_flight)
     for runtime in platform.runtimes.values():
         if runtime.runs_api:
             app.include_router(runtime.spec.router)

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # one cluster without seeing each other's events.
     kafka_namespace: str = Field(default="", validation_alias="VUONMINH_KAFKA_NAMESPACE")
     topic_partitions: int = Field(default=6, validation_alias="VUONMINH_TOPIC_PARTITIONS")
+    # Producer batching (shared/transport/kafka.py, ProducerBatching; docs/operations.md).
+    kafka_linger_ms: int = Field(default=5, ge=0, le=1000, validation_alias="VUONMINH_KAFKA_LINGER_MS")
+    kafka_batch_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias="VUONMINH_KAFKA_BATCH_BYTES")
+    kafka_compression: Literal["none", "gzip"] = Field(default="none", validation_alias="VUONMINH_KAFKA_COMPRESSION")
     log_level: str = Field(default="INFO", validation_alias="VUONMINH_LOG_LEVEL")
     log_json: bool = Field(default=False, validation_alias="VUONMINH_LOG_JSON")
     # Handler attempts before a message is parked on the dead-letter topic.
@@ -46,6 +50,9 @@ class Settings(BaseSettings):
     # Fault injection for the tests that kill processes: the process dies (SIGKILL) the first
     # time it reaches this named point. Never set in production.
     crash_point: str | None = Field(default=None, validation_alias="VUONMINH_CRASH_POINT")
+    # Requests one process serves at once; beyond it a request gets 503 + Retry-After at once
+    # (shared/backpressure.py). Bounds memory and, embedded, keeps the consumers' share of the loop.
+    max_in_flight: int = Field(default=256, ge=1, validation_alias="VUONMINH_MAX_IN_FLIGHT")
     # Longest wait for the log's acknowledgement of a webhook before answering 503 + Retry-After.
     intake_timeout_s: float = Field(default=2.0, gt=0, validation_alias="VUONMINH_INTAKE_TIMEOUT_S")
     # How often a consumer holding a partition at an event type newer than its code tries again.
