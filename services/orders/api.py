@@ -20,7 +20,9 @@ from vuonminh.orders.channels import MARKETPLACES
 from vuonminh.orders.channels.base import Marketplace, WebhookRejected
 from vuonminh.orders.metrics import ORDER_CONFLICTS, WEBHOOKS_REJECTED
 from vuonminh.orders.models import (
+    AddressOut,
     AwaitingCatalogOut,
+    BuyerOut,
     DirectOrderWebhook,
     Order,
     OrderCatalogWait,
@@ -28,12 +30,13 @@ from vuonminh.orders.models import (
     OrderLineOut,
     OrderLineRow,
     OrderOut,
+    OrderStatusEntry,
+    StatusEntryOut,
 )
 from vuonminh.orders.settings import platform_settings
 from vuonminh.shared.addresses import check_address_codes
 from vuonminh.shared.app import runtime_of, session_of
 from vuonminh.shared.events import PlatformOrderNotified
-from vuonminh.shared.events.orders import Buyer, BuyerAddress
 from vuonminh.shared.metrics import WEBHOOK_LATENCY, WEBHOOKS
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
@@ -246,11 +249,15 @@ def _order_out(order: Order, lines: list[OrderLineRow], waits: list[OrderCatalog
         received_at=order.received_at,
         livestream_id=order.livestream_id,
         payment_method=order.payment_method,  # type: ignore[arg-type]
-        buyer=Buyer(
+        platform_status=order.platform_status,
+        buyer=BuyerOut(
             name=order.buyer_name,
             phone=order.buyer_phone,
-            address=BuyerAddress(
-                province_code=order.buyer_province_code, ward_code=order.buyer_ward_code, line=order.buyer_address_line
+            address=AddressOut(
+                province_code=order.buyer_province_code,
+                ward_code=order.buyer_ward_code,
+                line=order.buyer_address_line,
+                legacy_district=order.buyer_legacy_district,
             ),
         ),
         lines=[OrderLineOut.model_validate(line, from_attributes=True) for line in lines],
@@ -267,7 +274,13 @@ async def list_orders(
     session: Session,
     shop_id: str | None = None,
     order_id: Annotated[str | None, Query(description="the shop's own order id")] = None,
-    status_: Annotated[str | None, Query(alias="status", pattern="^(placed|rejected|awaiting_catalog)$")] = None,
+    status_: Annotated[
+        str | None,
+        Query(
+            alias="status",
+            pattern="^(awaiting_payment|awaiting_catalog|placed|confirmed|rejected|cancelled|shipped|delivered|returned)$",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[OrderOut]:
@@ -286,4 +299,9 @@ async def get_order(id: str, session: Session) -> OrderOut:  # noqa: A002 - the 
     order = await session.get(Order, id)
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"order {id!r} not found")
-    return (await _orders_out(session, [order]))[0]
+    out = (await _orders_out(session, [order]))[0]
+    history = select(OrderStatusEntry).where(OrderStatusEntry.order_id == id).order_by(col(OrderStatusEntry.id))
+    out.status_history = [
+        StatusEntryOut.model_validate(entry, from_attributes=True) for entry in (await session.exec(history)).all()
+    ]
+    return out

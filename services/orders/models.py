@@ -12,10 +12,20 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from vuonminh.shared.db import BigInt
-from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannel
+from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannelV2
 from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, UtcDatetime
 
-OrderStatus = Literal["awaiting_catalog", "placed", "rejected"]
+OrderStatus = Literal[
+    "awaiting_payment",
+    "awaiting_catalog",
+    "placed",
+    "confirmed",
+    "rejected",
+    "cancelled",
+    "shipped",
+    "delivered",
+    "returned",
+]
 
 
 class OrdersTable(SQLModel, registry=registry()):
@@ -58,6 +68,40 @@ class Order(OrdersTable, table=True):
     conflicts: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False, server_default=text("'[]'"))
     )
+    # Marketplace orders: the platform's last applied status (as it spells it, and mapped), and its time.
+    platform_status: str | None = Field(default=None, max_length=40)
+    platform_state: str | None = Field(default=None, max_length=20)
+    platform_status_at: datetime | None = None
+    buyer_legacy_district: str | None = Field(default=None, max_length=100)
+    status_changed_at: datetime | None = Field(default=None, index=True)
+
+
+class OrderStatusEntry(OrdersTable, table=True):
+    """An order's history: every status it was told about, in the order told, applied or not (a stale
+    platform status is kept here and moves nothing)."""
+
+    __tablename__ = "order_status_history"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=64)
+    status: str = Field(max_length=20)  # our status after it (the same when not applied)
+    source: str = Field(max_length=20)  # intake | platform | catalog | logistics | sweep
+    platform_status: str | None = Field(default=None, max_length=40)
+    occurred_at: datetime
+    recorded_at: datetime
+    applied: bool = True
+    note: str | None = None
+
+
+class PlatformListing(OrdersTable, table=True):
+    """orders' copy of catalog's listings: a platform SKU id or seller SKU on a channel -> catalog SKU."""
+
+    __tablename__ = "platform_listings"
+    channel: str = Field(primary_key=True, max_length=20)
+    kind: str = Field(primary_key=True, max_length=12)  # platform_sku | seller_sku
+    ref: str = Field(primary_key=True, max_length=100)
+    sku: str = Field(max_length=64)
+    seller_id: str = Field(max_length=64)
+    active: bool = True
 
 
 class OrderLineRow(OrdersTable, table=True):
@@ -103,6 +147,12 @@ class Shop(OrdersTable, table=True):
     previous_secret_encrypted: str | None = Field(default=None, sa_type=Text)
     created_at: datetime
     rotated_at: datetime | None = None
+    # Marketplace shops: the Open API tokens (encrypted like the secrets) and when they expire.
+    access_token_encrypted: str | None = Field(default=None, sa_type=Text)
+    refresh_token_encrypted: str | None = Field(default=None, sa_type=Text)
+    access_expires_at: datetime | None = None
+    refresh_expires_at: datetime | None = None
+    shop_cipher: str | None = Field(default=None, max_length=200)  # TikTok Shop
 
 
 class KnownSeller(OrdersTable, table=True):
@@ -171,9 +221,32 @@ class OrderConflictOut(BaseModel):
     differs: list[str]  # the fields whose values differ from the placed order's, e.g. items[0].quantity
 
 
+class AddressOut(BaseModel):
+    province_code: str  # 2025 codes; empty while a platform hides the address (unpaid)
+    ward_code: str
+    line: str
+    legacy_district: str | None = None
+
+
+class BuyerOut(BaseModel):
+    name: str
+    phone: str  # as the channel gives it (platforms mask it)
+    address: AddressOut
+
+
+class StatusEntryOut(BaseModel):
+    status: str  # ours after the change (unchanged when not applied)
+    source: str  # intake | platform | catalog | logistics
+    platform_status: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    applied: bool  # false: a stale or late status, kept but moving nothing
+    note: str | None
+
+
 class OrderOut(BaseModel):
     id: str
-    channel: SalesChannel
+    channel: SalesChannelV2
     shop_id: str
     order_id: str  # the shop's own id
     status: OrderStatus
@@ -181,10 +254,12 @@ class OrderOut(BaseModel):
     received_at: datetime
     livestream_id: str | None
     payment_method: PaymentMethod
-    buyer: Buyer
+    platform_status: str | None = None
+    buyer: BuyerOut
     lines: list[OrderLineOut]
     total_vnd: int
     total_weight_g: int
     rejection_reasons: list[RejectionReasonV2]
     awaiting_catalog: AwaitingCatalogOut | None = None
     conflicts: list[OrderConflictOut] = []
+    status_history: list[StatusEntryOut] | None = None  # on GET /v1/orders/{id}

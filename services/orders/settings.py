@@ -14,7 +14,7 @@ from vuonminh.shared.runtime import ServiceRuntime
 
 
 class PlatformSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
     tiktok_shop_app_key: str | None = Field(default=None, validation_alias="TIKTOK_SHOP_APP_KEY")
     tiktok_shop_app_secret: str | None = Field(default=None, validation_alias="TIKTOK_SHOP_APP_SECRET")

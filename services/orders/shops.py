@@ -352,3 +352,38 @@ async def verify_webhook(
     if shop is None:
         FALLBACK_SECRET_USED.labels(channel).inc()
     return webhook_id
+
+
+# -- marketplace shops: API tokens ---------------------------------------------------------------------------
+async def connect_platform_shop(
+    session: AsyncSession,
+    box: SecretBox,
+    *,
+    channel: str,
+    shop_id: str,
+    seller_id: str | None,
+    access_token: str,
+    refresh_token: str | None,
+    access_expires_at: datetime | None,
+    refresh_expires_at: datetime | None = None,
+    shop_cipher: str | None = None,
+) -> bool:
+    """Connects (or reconnects) a marketplace shop: its Open API tokens, stored encrypted. Returns
+    True when the shop is new."""
+    if not shop_id or len(shop_id) > 100:
+        raise ShopError("a shop id has 1 to 100 characters")
+    if not access_token:
+        raise ShopError("a marketplace shop needs its access token")
+    shop = await session.get(Shop, (channel, shop_id))
+    new = shop is None
+    if shop is None:
+        shop = Shop(channel=channel, shop_id=shop_id, created_at=utc_now())
+    shop.seller_id = seller_id or shop.seller_id
+    shop.access_token_encrypted = box.encrypt(access_token)
+    shop.refresh_token_encrypted = box.encrypt(refresh_token) if refresh_token else None
+    shop.access_expires_at = access_expires_at
+    shop.refresh_expires_at = refresh_expires_at
+    shop.shop_cipher = shop_cipher
+    shop.rotated_at = None if new else utc_now()
+    session.add(shop)
+    return new

@@ -239,6 +239,7 @@ class PlatformOrderNotified(EventPayload):
     received_at: UtcDatetime
     attempts: int = Field(default=0, ge=0)  # failed fetches so far (on the retry topic)
     last_error: str | None = None
+    retry_at: UtcDatetime | None = None  # on the retry topic: not fetched again before this
 
     def aggregate_id(self) -> str:
         return order_key(self.channel, self.shop_id, self.order_id)
@@ -296,14 +297,24 @@ class OrderReceivedV2(EventPayload):
         return order_key(self.channel, self.shop_id, self.order_id)
 
 
+class PlacedBuyer(_Part):
+    """The buyer of a placed order: 2025 codes resolved; the phone as the platform gives it (masked)."""
+
+    name: ShortText
+    phone: str = Field(min_length=1, max_length=40)
+    address: BuyerAddress
+
+
 class OrderPlacedV2(OrderPlaced):
-    """v2: `channel` also names the marketplaces; the buyer's legacy district is kept when the
-    platform gave one. Published for marketplace orders (direct ones stay v1)."""
+    """v2: `channel` also names the marketplaces; the buyer's phone may be masked by the platform and
+    the legacy district is kept when the platform gave one. Published for marketplace orders (direct
+    ones stay v1); a v1 payload reads as v2."""
 
     TYPE: ClassVar[str] = "vuonminh.orders.order_placed.v2"
     TOPIC: ClassVar[str] = Topic.ORDERS
 
     channel: SalesChannelV2  # type: ignore[assignment]
+    buyer: PlacedBuyer  # type: ignore[assignment]
     buyer_legacy_district: str | None = None
 
 

@@ -1,0 +1,132 @@
+"""TikTok Shop end to end on the embedded platform: the simulator posts signed webhooks with noise,
+orders fetches the details from the simulator's API, places, cancels and confirms."""
+
+import time
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from sqlalchemy import text
+
+from vuonminh.orders import shops
+from vuonminh.orders.settings import PlatformSettings
+from vuonminh.shared.app import create_app
+from vuonminh.shared.events import ReservedLine, StockReserved
+from vuonminh.shared.runtime import embedded_platform
+from vuonminh.shared.settings import Settings
+from vuonminh.wiring.marketplace_simulator import MarketplaceSimulator, Noise
+from vuonminh.wiring.testing import TEST_SECRET, TEST_SECRETS_KEY, eventually, seed_catalog
+
+SKUS = [("MIEN-DONG-500", "1729001", 65000), ("CHE-200", "1729002", 120000)]
+
+
+@asynccontextmanager
+async def platform_with_simulator(tmp_path, sim: MarketplaceSimulator, **fetcher_settings):
+    platform = embedded_platform(Settings(direct_secret=TEST_SECRET, secrets_key=TEST_SECRETS_KEY), tmp_path)
+    orders = platform.service("orders")
+    orders.state["platform_settings"] = PlatformSettings(
+        tiktok_shop_app_key=sim.app_key,
+        tiktok_shop_app_secret=sim.app_secret,
+        tiktok_shop_api_base="http://tiktok.sim",
+        api_backoff_initial_s=0.01,
+        api_backoff_max_s=0.05,
+        retry_delay_s=0.2,
+        **fetcher_settings,
+    )
+    orders.state["platform_http_transport"] = httpx.ASGITransport(app=sim.app())
+    app = create_app(platform)
+    async with app.router.lifespan_context(app):
+        await platform.wait_connected()
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vuonminh.test") as client:
+            await seed_catalog(client, platform)
+            async with orders.unit_of_work() as uow:
+                await shops.connect_platform_shop(
+                    uow.session,
+                    shops.SecretBox(TEST_SECRETS_KEY),
+                    channel="tiktok_shop",
+                    shop_id=sim.shop_id,
+                    seller_id="co-ba-hong",
+                    access_token=sim.access_token,
+                    refresh_token="sim-refresh",
+                    access_expires_at=datetime.now(UTC) + timedelta(days=7),
+                    shop_cipher=sim.shop_cipher,
+                )
+            yield client, platform
+
+
+async def _statuses(platform) -> dict[str, str]:
+    async with platform.service("orders").sessions() as session:
+        rows = (
+            await session.execute(text("SELECT external_order_id, status FROM orders WHERE channel = 'tiktok_shop'"))
+        ).all()
+    return dict(rows)
+
+
+async def test_a_noisy_livestream_becomes_placed_and_cancelled_orders_fetched_in_batches(tmp_path):
+    sim = MarketplaceSimulator(noise=Noise(repeat_rate=0.3, out_of_order_rate=0.2, cancel_rate=0.2), seed=3)
+    async with platform_with_simulator(tmp_path, sim) as (client, platform):
+        start = int(time.time()) - 600
+        script = sim.script(orders=30, minutes=5, skus=SKUS, start=start)
+        await sim.play(client, "/v1/webhooks/tiktok-shop", script, start=start, speed=None)
+
+        cancelled = {order_id for _o, order_id, status in script if status == "CANCEL"}
+        assert cancelled and any(status == "UNPAID" for *_x, status in script)  # the noise is there
+
+        async def all_stored():
+            statuses = await _statuses(platform)
+            return statuses if len(statuses) == 30 and "awaiting_payment" not in statuses.values() else None
+
+        statuses = await eventually(all_stored, timeout_s=60)
+        assert {o for o, s in statuses.items() if s == "cancelled"} == cancelled
+        assert all(s == "placed" for o, s in statuses.items() if o not in cancelled)
+        # Batched: far fewer detail requests than notifications.
+        assert sim.api_calls < sim.webhooks_sent
+        async with platform.service("orders").sessions() as session:
+            one = (
+                await session.execute(
+                    text(
+                        "SELECT id, total_vnd, buyer_ward_code, buyer_legacy_district FROM orders "
+                        "WHERE channel = 'tiktok_shop' AND status = 'placed' LIMIT 1"
+                    )
+                )
+            ).one()
+            published = dict(
+                (await session.execute(text("SELECT event_type, count(*) FROM outbox GROUP BY event_type"))).all()
+            )
+        assert one.total_vnd > 0 and len(one.buyer_ward_code) == 5 and one.buyer_legacy_district
+        assert published["vuonminh.orders.order_placed.v2"] == 30 - len(cancelled) or (
+            published["vuonminh.orders.order_placed.v2"] >= 30 - len(cancelled)
+        )
+
+        # The saga's stock step: catalog's answer confirms the order.
+        async with platform.service("catalog").unit_of_work() as uow:
+            uow.publish(
+                StockReserved(
+                    order_id=one.id, lines=(ReservedLine(sku="CHE-200", quantity=1),), reserved_at=datetime.now(UTC)
+                )
+            )
+        response = await eventually(lambda: _confirmed(client, one.id), timeout_s=30)
+        assert [entry["source"] for entry in response["status_history"]][-1] == "catalog"
+
+
+async def _confirmed(client, order_id):
+    response = await client.get(f"/v1/orders/{order_id}")
+    body = response.json()
+    return body if body["status"] == "confirmed" else None
+
+
+async def test_a_throttling_and_failing_platform_is_retried_and_nothing_is_lost(tmp_path):
+    sim = MarketplaceSimulator(
+        noise=Noise(repeat_rate=0, out_of_order_rate=0, cancel_rate=0, throttle_rate=0.3, error_rate=0.3), seed=5
+    )
+    async with platform_with_simulator(tmp_path, sim, api_attempts=2, breaker_failures=50) as (client, platform):
+        start = int(time.time()) - 60
+        script = sim.script(orders=12, minutes=1, skus=SKUS, start=start)
+        await sim.play(client, "/v1/webhooks/tiktok-shop", script, start=start, speed=None)
+
+        async def all_placed():
+            statuses = await _statuses(platform)
+            return len(statuses) == 12 and set(statuses.values()) == {"placed"}
+
+        await eventually(all_placed, timeout_s=90)
+        assert sim.api_refused > 0  # throttled and failed answers happened and were retried
