@@ -116,6 +116,7 @@ class Noise:
     cancel_rate: float = 0.05  # orders the buyer cancels
     throttle_rate: float = 0.0  # API answers 429
     error_rate: float = 0.0  # API answers 503
+    fail_first: int = 0  # the first N API calls answer 429 and 503 in turn (a platform having a bad minute)
 
 
 @dataclass
@@ -149,6 +150,11 @@ class MarketplaceSimulator:
             if problem:
                 self.api_refused += 1
                 return JSONResponse({"code": 106001, "message": problem, "data": None}, status_code=401)
+            if self.api_calls <= self.noise.fail_first:
+                self.api_refused += 1
+                if self.api_calls % 2:
+                    return JSONResponse({"code": 36009004, "message": "Too many requests"}, status_code=429)
+                return JSONResponse({"code": 36009999, "message": "Internal error"}, status_code=503)
             if self.random.random() < self.noise.throttle_rate:
                 self.api_refused += 1
                 return JSONResponse({"code": 36009004, "message": "Too many requests", "data": None}, status_code=429)

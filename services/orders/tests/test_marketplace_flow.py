@@ -116,9 +116,9 @@ async def _confirmed(client, order_id):
 
 
 async def test_a_throttling_and_failing_platform_is_retried_and_nothing_is_lost(tmp_path):
-    sim = MarketplaceSimulator(
-        noise=Noise(repeat_rate=0, out_of_order_rate=0, cancel_rate=0, throttle_rate=0.3, error_rate=0.3), seed=5
-    )
+    # Two attempts per request: the first batch fails twice (429, then 503) and goes to the retry topic;
+    # the third call is throttled again; every later call passes.
+    sim = MarketplaceSimulator(noise=Noise(repeat_rate=0, out_of_order_rate=0, cancel_rate=0, fail_first=3), seed=5)
     async with platform_with_simulator(tmp_path, sim, api_attempts=2, breaker_failures=50) as (client, platform):
         start = int(time.time()) - 60
         script = sim.script(orders=12, minutes=1, skus=SKUS, start=start)
@@ -129,4 +129,7 @@ async def test_a_throttling_and_failing_platform_is_retried_and_nothing_is_lost(
             return len(statuses) == 12 and set(statuses.values()) == {"placed"}
 
         await eventually(all_placed, timeout_s=90)
-        assert sim.api_refused > 0  # throttled and failed answers happened and were retried
+        assert sim.api_refused == 3 and sim.api_calls >= 4
+        main, retry = platform.service("orders").state["fetchers"]
+        assert retry.fetched > 0  # the first batch went through the retry topic
+        assert main.fetched + retry.fetched == 12
