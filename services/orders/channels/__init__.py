@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from vuonminh.orders.channels.base import Marketplace
 from vuonminh.orders.channels.direct import Direct
+from vuonminh.orders.channels.lazada import Lazada
+from vuonminh.orders.channels.shopee import Shopee
 from vuonminh.orders.channels.tiktok_shop import TikTokShop
 
-MARKETPLACES: dict[str, Marketplace] = {channel.name: channel for channel in (TikTokShop(),)}
+MARKETPLACES: dict[str, Marketplace] = {channel.name: channel for channel in (TikTokShop(), Shopee(), Lazada())}
 BY_SLUG: dict[str, Marketplace] = {channel.slug: channel for channel in MARKETPLACES.values()}
 DIRECT = Direct()
 CHANNEL_NAMES: tuple[str, ...] = (DIRECT.name, *MARKETPLACES)

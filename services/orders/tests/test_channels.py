@@ -158,7 +158,7 @@ def test_a_tiktok_order_detail_normalises_to_the_canonical_order():
 
 def test_an_unpaid_tiktok_order_has_no_address_and_cancel_is_spelled_two_ways():
     sim = MarketplaceSimulator()
-    order = sim.new_order([("CHE-200", "1729002", 120000, 1)], at=1765689439, status="UNPAID")
+    order = sim.new_order([("CHE-200", "1729002", 120000, 1)], at=1765689439, status="unpaid")
     received = TIKTOK.normalise(order.detail(), shop_id="s")
     assert received.status == "unpaid" and received.buyer is None
     assert TIKTOK.status_map["CANCEL"] == TIKTOK.status_map["CANCELLED"] == "cancelled"
