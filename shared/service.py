@@ -10,6 +10,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import MetaData, Table
 
+from vuonminh.shared.auth import CREDENTIALS_TABLE, credentials_table
 from vuonminh.shared.inbox import BatchHandler, Handler, processed_events_table
 from vuonminh.shared.outbox import outbox_table
 
@@ -42,7 +43,12 @@ class ServiceSpec:
     def __post_init__(self) -> None:
         # Every service's database holds its outbox and its inbox beside its business tables,
         # so one transaction covers the effect and its messages.
-        for name, define in (("outbox", outbox_table), ("processed_events", processed_events_table)):
+        # The credential records (shared/auth.py) too: each service checks callers on its own.
+        for name, define in (
+            ("outbox", outbox_table),
+            ("processed_events", processed_events_table),
+            (CREDENTIALS_TABLE, credentials_table),
+        ):
             if name not in self.metadata.tables:
                 define(self.metadata)
 

@@ -60,6 +60,26 @@ class Settings(BaseSettings):
     # A consumer is reported unready when its poll loop has not turned for this long.
     consumer_stall_s: float = Field(default=60.0, validation_alias="VUONMINH_CONSUMER_STALL_S")
 
+    # -- access (shared/auth.py, docs/architecture.md "Access") -----------------------------------
+    # The private key that signs tokens, `kid:<base64url Ed25519 seed>`: only where tokens are
+    # issued (`vuonminh tokens create`, the embedded run, which keeps one in the data dir).
+    token_signing_key: str | None = Field(default=None, validation_alias="VUONMINH_TOKEN_SIGNING_KEY")
+    # Public keys tokens are checked with, `kid:<base64url>` comma-separated: during a rotation the
+    # new and the old one. The signing key's own public key is always accepted.
+    token_verify_keys: str | None = Field(default=None, validation_alias="VUONMINH_TOKEN_VERIFY_KEYS")
+    # How often the API reloads its in-memory copy of API keys and revocations from its database.
+    credentials_refresh_s: float = Field(default=5.0, gt=0, validation_alias="VUONMINH_CREDENTIALS_REFRESH_S")
+    # Request rates on every route that declares its callers (not the signed webhooks), counted per
+    # process: per credential and per client IP ("off" disables one). Behind a proxy, run uvicorn
+    # with its forwarded-headers option so the client IP is the caller's.
+    rate_limit_per_key: str = Field(default="600/minute", validation_alias="VUONMINH_RATE_LIMIT_PER_KEY")
+    rate_limit_per_ip: str = Field(default="1200/minute", validation_alias="VUONMINH_RATE_LIMIT_PER_IP")
+    # /metrics and the API docs (/docs, /redoc, /openapi.json) answer only the operator unless set.
+    public_api_docs: bool = Field(default=False, validation_alias="VUONMINH_PUBLIC_API_DOCS")
+    public_metrics: bool = Field(default=False, validation_alias="VUONMINH_PUBLIC_METRICS")
+    # Serve /metrics also on this port, without credentials (for an in-cluster Prometheus).
+    metrics_port: int | None = Field(default=None, validation_alias="VUONMINH_METRICS_PORT")
+
     # -- topics (docs/operations.md, "Topics") --------------------------------------------------
     # Outside development no topic is created with fewer than 3 replicas or
     # min.insync.replicas below 2: a service refuses at start, and so does `vuonminh topics create`.

@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 from vuonminh.shared.db import BigInt
 from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannelV2
 from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, UtcDatetime
+from vuonminh.shared.privacy import BuyerOut
 
 OrderStatus = Literal[
     "awaiting_payment",
@@ -221,19 +222,6 @@ class OrderConflictOut(BaseModel):
     differs: list[str]  # the fields whose values differ from the placed order's, e.g. items[0].quantity
 
 
-class AddressOut(BaseModel):
-    province_code: str  # 2025 codes; empty while a platform hides the address (unpaid)
-    ward_code: str
-    line: str
-    legacy_district: str | None = None
-
-
-class BuyerOut(BaseModel):
-    name: str
-    phone: str  # as the channel gives it (platforms mask it)
-    address: AddressOut
-
-
 class StatusEntryOut(BaseModel):
     status: str  # ours after the change (unchanged when not applied)
     source: str  # intake | platform | catalog | logistics
@@ -254,8 +242,9 @@ class OrderOut(BaseModel):
     received_at: datetime
     livestream_id: str | None
     payment_method: PaymentMethod
-    platform_status: str | None = None
-    buyer: BuyerOut
+    platform_status: str | None = None  # marketplace orders: the platform's last applied status, as it spells it
+    buyer: BuyerOut  # masked unless the caller is the operator or the selling seller
+    buyer_legacy_district: str | None = None  # the pre-2025 district, when a platform gave it
     lines: list[OrderLineOut]
     total_vnd: int
     total_weight_g: int
