@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Annotated
 
 import orjson
@@ -16,13 +17,15 @@ from sqlalchemy import ColumnElement, false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vuonminh.orders import intake, shops, webhooks
+from vuonminh.orders import commands, intake, queries, shops, webhooks
 from vuonminh.orders.channels import MARKETPLACES
 from vuonminh.orders.channels.base import Marketplace, WebhookRejected
 from vuonminh.orders.metrics import ORDER_CONFLICTS, WEBHOOKS_REJECTED
 from vuonminh.orders.models import (
     AwaitingCatalogOut,
     DirectOrderWebhook,
+    LivestreamIn,
+    LivestreamOut,
     Order,
     OrderCatalogWait,
     OrderConflictOut,
@@ -30,6 +33,8 @@ from vuonminh.orders.models import (
     OrderLineRow,
     OrderOut,
     OrderStatusEntry,
+    ShopIn,
+    ShopOut,
     StatusEntryOut,
 )
 from vuonminh.orders.settings import platform_settings
@@ -50,6 +55,8 @@ Session = Annotated[AsyncSession, Depends(session_of("orders"))]
 # Who reads orders: a platform integration its shops', a seller those it sells in, officials
 # those of their communes' or provinces' sellers.
 Reader = Annotated[Caller, Depends(require(Role.platform, Role.seller, Role.commune_official, Role.province_official))]
+Operator = Annotated[Caller, Depends(require(Role.operator))]
+Seller = Annotated[Caller, Depends(require(Role.seller))]  # a seller for its own sellers, or the operator
 
 
 def _lines_where(caller: Caller) -> ColumnElement[bool] | None:
@@ -301,12 +308,19 @@ def _order_out(order: Order, lines: list[OrderLineRow], waits: list[OrderCatalog
     )
 
 
-@router.get("/orders", response_model=list[OrderOut], summary="Orders, by shop and the shop's order id")
+@router.get(
+    "/orders",
+    response_model=list[OrderOut],
+    summary="Orders, newest first, filtered; the next page's cursor is in the X-Next-Cursor header",
+)
 async def list_orders(
+    response: Response,
     session: Session,
     caller: Reader,
     shop_id: str | None = None,
-    order_id: Annotated[str | None, Query(description="the shop's own order id")] = None,
+    seller_id: Annotated[str | None, Query(description="orders with a line of this seller")] = None,
+    channel: Annotated[str | None, Query(pattern="^(direct|tiktok_shop|shopee|lazada)$")] = None,
+    order_id: Annotated[str | None, Query(description="the shop's or platform's own order id")] = None,
     status_: Annotated[
         str | None,
         Query(
@@ -314,19 +328,72 @@ async def list_orders(
             pattern="^(awaiting_payment|awaiting_catalog|placed|confirmed|rejected|cancelled|shipped|delivered|returned)$",
         ),
     ] = None,
+    livestream_id: str | None = None,
+    placed_from: Annotated[datetime | None, Query(description="placed at or after, with an offset")] = None,
+    placed_to: Annotated[datetime | None, Query(description="placed before, with an offset")] = None,
+    cursor: Annotated[str | None, Query(description="X-Next-Cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[OrderOut]:
-    query = select(Order).order_by(col(Order.placed_at).desc(), col(Order.id)).limit(limit).offset(offset)
-    if (scope := visible_orders(caller)) is not None:
-        query = query.where(scope)
-    if shop_id:
-        query = query.where(Order.shop_id == shop_id)
-    if order_id:
-        query = query.where(Order.external_order_id == order_id)
-    if status_:
-        query = query.where(Order.status == status_)
-    return await _orders_out(session, (await session.exec(query)).all(), caller)
+    for name, moment in (("placed_from", placed_from), ("placed_to", placed_to)):
+        if moment is not None and moment.tzinfo is None:
+            raise HTTPException(422, f"{name} must carry a UTC offset, e.g. 2026-11-23T09:00:00+07:00")
+    if placed_from and placed_to and placed_to <= placed_from:
+        raise HTTPException(422, "placed_to must be after placed_from")
+    filters = queries.OrderFilters(
+        shop_id=shop_id,
+        seller_id=seller_id,
+        channel=channel,
+        status=status_,
+        livestream_id=livestream_id,
+        order_id=order_id,
+        placed_from=placed_from,
+        placed_to=placed_to,
+    )
+    try:
+        page, next_cursor = await queries.order_page(
+            session, filters, scope=visible_orders(caller), limit=limit, offset=offset, cursor=cursor
+        )
+    except queries.BadCursor as error:
+        raise HTTPException(422, str(error)) from error
+    if next_cursor:
+        response.headers["X-Next-Cursor"] = next_cursor
+    return await _orders_out(session, page, caller)
+
+
+@router.post(
+    "/shops",
+    response_model=ShopOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Connect a shop: a direct shop gets a webhook secret (shown once); a marketplace shop its API tokens",
+)
+async def connect_shop(body: ShopIn, runtime: Runtime, _caller: Operator) -> ShopOut:
+    try:
+        box = shops.SecretBox(runtime.settings.secrets_key)
+        async with runtime.unit_of_work() as uow:
+            out = await commands.connect_shop(uow, box, body)
+    except commands.CommandError as error:
+        raise HTTPException(422, str(error)) from error
+    except shops.SecretsKeyMissing as error:
+        raise HTTPException(503, str(error)) from error
+    await shops.registry_of(runtime).reload_within(runtime.settings.intake_lookup_timeout_s)
+    return out
+
+
+@router.post(
+    "/livestreams",
+    response_model=LivestreamOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Schedule (or change) a livestream; orders placed on its shop within the window count for it",
+)
+async def schedule_livestream(body: LivestreamIn, runtime: Runtime, caller: Seller) -> LivestreamOut:
+    if caller.role is Role.seller and body.seller_id not in caller.seller_ids:
+        raise HTTPException(404, f"seller {body.seller_id!r} not found")
+    try:
+        async with runtime.unit_of_work() as uow:
+            return await commands.schedule_livestream(uow, body)
+    except commands.CommandError as error:
+        raise HTTPException(422, str(error)) from error
 
 
 @router.get("/orders/{id}", response_model=OrderOut)

@@ -25,6 +25,7 @@ from vuonminh.orders.models import (
     OrderStatusEntry,
     PlatformListing,
 )
+from vuonminh.orders.queries import livestream_for
 from vuonminh.shared.addresses import check_address_codes
 from vuonminh.shared.events import (
     Buyer,
@@ -531,6 +532,10 @@ async def on_platform_order_received(uow: UnitOfWork, envelope: Envelope) -> Non
             status_changed_at=utc_now(),
             **_v2_fields(received, envelope),
         )
+        if order.livestream_id is None:  # placed during a scheduled session on this shop: it counts for it
+            order.livestream_id = await livestream_for(
+                uow.session, received.channel, received.shop_id, received.placed_at
+            )
         uow.session.add(order)
         await uow.session.flush()
     elif domain.is_stale_platform_state(order.platform_state, order.platform_status_at, state, received.status_at):

@@ -13,7 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from vuonminh.shared.db import BigInt
 from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannelV2
-from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, UtcDatetime
+from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, Sku, UtcDatetime
 from vuonminh.shared.privacy import BuyerOut
 
 OrderStatus = Literal[
@@ -156,6 +156,22 @@ class Shop(OrdersTable, table=True):
     shop_cipher: str | None = Field(default=None, max_length=200)  # TikTok Shop
 
 
+class Livestream(OrdersTable, table=True):
+    """A seller's livestream session: orders placed on its shop within the window count for it."""
+
+    __tablename__ = "livestreams"
+    __table_args__ = (Index("ix_livestreams_shop_window", "channel", "shop_id", "starts_at"),)
+    id: str = Field(primary_key=True, max_length=100)
+    seller_id: str = Field(max_length=64)
+    channel: str = Field(max_length=20)
+    shop_id: str = Field(max_length=100)
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    featured_skus: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+
+
 class KnownSeller(OrdersTable, table=True):
     """orders' copy of catalog's sellers, kept from catalog's events."""
 
@@ -252,3 +268,52 @@ class OrderOut(BaseModel):
     awaiting_catalog: AwaitingCatalogOut | None = None
     conflicts: list[OrderConflictOut] = []
     status_history: list[StatusEntryOut] | None = None  # on GET /v1/orders/{id}
+
+
+# -- operator and seller input ------------------------------------------------------------------------------
+class ShopIn(BaseModel):
+    """POST /v1/shops: a direct shop (a webhook secret is made and shown once) or a marketplace shop
+    connected with its Open API tokens (stored encrypted, never shown again)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: SalesChannelV2
+    shop_id: ShortText = PydanticField(max_length=100)  # the platform's shop id (Lazada: seller id)
+    seller_id: ShortText | None = PydanticField(default=None, max_length=64)
+    access_token: str | None = PydanticField(default=None, min_length=1, max_length=4000)
+    refresh_token: str | None = PydanticField(default=None, min_length=1, max_length=4000)
+    access_expires_at: UtcDatetime | None = None
+    refresh_expires_at: UtcDatetime | None = None
+    shop_cipher: str | None = PydanticField(default=None, max_length=200)  # TikTok Shop
+
+
+class ShopOut(BaseModel):
+    channel: str
+    shop_id: str
+    seller_id: str | None
+    created: bool
+    webhook_secret: str | None = None  # direct shops: shown this once
+    access_expires_at: datetime | None = None
+
+
+class LivestreamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    livestream_id: ShortText = PydanticField(max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    seller_id: ShortText = PydanticField(max_length=64)
+    channel: SalesChannelV2
+    shop_id: ShortText = PydanticField(max_length=100)
+    title: ShortText
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    featured_skus: list[Sku] = PydanticField(default_factory=list, max_length=200)
+
+
+class LivestreamOut(BaseModel):
+    livestream_id: str
+    seller_id: str
+    channel: str
+    shop_id: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    featured_skus: list[str]
+    orders_counted: int  # orders already placed in its window on its shop, now tagged with it

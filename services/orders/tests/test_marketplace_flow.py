@@ -164,3 +164,69 @@ async def test_a_throttling_and_failing_platform_is_retried_and_nothing_is_lost(
         main, retry = platform.service("orders").state["fetchers"]
         assert retry.fetched > 0  # the first batch went through the retry topic
         assert main.fetched + retry.fetched == 12
+
+
+async def test_shops_livestreams_and_the_order_filters(tmp_path):
+    sim = MarketplaceSimulator(noise=Noise(repeat_rate=0, out_of_order_rate=0, cancel_rate=0), seed=9)
+    async with platform_with_simulator(tmp_path, sim) as (client, platform):
+        # A marketplace shop needs its tokens; a direct shop gets a secret, once.
+        refused = await client.post("/v1/shops", json={"channel": "shopee", "shop_id": "88"})
+        assert refused.status_code == 422 and "access_token" in refused.json()["detail"]
+        direct = await client.post(
+            "/v1/shops", json={"channel": "direct", "shop_id": "shop-web", "seller_id": "htx-che"}
+        )
+        assert direct.status_code == 201 and direct.json()["webhook_secret"].startswith("whsec_")
+        anonymous = await client.post(
+            "/v1/shops", json={"channel": "direct", "shop_id": "x"}, headers={"authorization": ""}
+        )
+        assert anonymous.status_code == 401
+
+        start = int(time.time()) - 3600
+        live = {
+            "livestream_id": "binh-lu-tet",
+            "seller_id": "co-ba-hong",
+            "channel": "tiktok_shop",
+            "shop_id": sim.shop_id,
+            "title": "Miến dong Bình Lư đón Tết",
+            "starts_at": datetime.fromtimestamp(start, UTC).isoformat(),
+            "ends_at": datetime.fromtimestamp(start + 1800, UTC).isoformat(),
+            "featured_skus": ["MIEN-DONG-500"],
+        }
+        assert (await client.post("/v1/livestreams", json=live)).status_code == 201
+        backwards = {**live, "ends_at": live["starts_at"]}
+        assert (await client.post("/v1/livestreams", json=backwards)).status_code == 422
+
+        # 10 orders over an hour: the first half inside the session's window.
+        script = sim.script(orders=10, minutes=60, skus=SKUS, start=start)
+        await sim.play(client, "/v1/webhooks/tiktok-shop", script, start=start, speed=None)
+        await eventually(lambda: _count(client, {"channel": "tiktok_shop", "status": "placed"}, 10), timeout_s=60)
+
+        in_live = await _all(client, {"livestream_id": "binh-lu-tet"})
+        assert len(in_live) == 5
+        # Cursor pagination walks every order once.
+        seen = await _all(client, {"channel": "tiktok_shop"}, limit=3)
+        assert len(seen) == 10 and len({o["id"] for o in seen}) == 10
+        assert len(await _all(client, {"seller_id": "htx-che", "channel": "tiktok_shop"})) == sum(
+            any(sku == "CHE-200" for sku, *_ in order.skus) for order in sim.orders.values()
+        )
+        one = next(iter(sim.orders))
+        found = await _all(client, {"channel": "tiktok_shop", "order_id": one})
+        assert [o["order_id"] for o in found] == [one]
+        assert (await client.get("/v1/orders", params={"cursor": "nonsense"})).status_code == 422
+
+
+async def _all(client, params: dict, limit: int = 100) -> list[dict]:
+    found, cursor = [], None
+    while True:
+        response = await client.get(
+            "/v1/orders", params={**params, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        )
+        assert response.status_code == 200, response.text
+        found += response.json()
+        cursor = response.headers.get("x-next-cursor")
+        if not cursor:
+            return found
+
+
+async def _count(client, params: dict, wanted: int) -> bool:
+    return len(await _all(client, params)) == wanted
