@@ -246,6 +246,7 @@ class MarketplaceSimulator:
     api_calls: int = 0
     api_refused: int = 0  # throttled, failed or badly signed
     webhooks_sent: int = 0
+    served: dict[str, str] = field(default_factory=dict)  # order id -> the state last served by the API
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -272,7 +273,7 @@ class MarketplaceSimulator:
             ids = [i for i in query.get("ids", "").split(",") if i]
             if not ids or len(ids) > 50:
                 return JSONResponse({"code": 36009001, "message": "ids: 1 to 50 order ids", "data": None})
-            found = [self.orders[i].detail() for i in ids if i in self.orders]
+            found = [self._served(self.orders[i]) for i in ids if i in self.orders]
             return JSONResponse({"code": 0, "message": "Success", "request_id": "sim", "data": {"orders": found}})
 
         @app.get(SHOPEE_DETAIL_PATH)
@@ -297,7 +298,7 @@ class MarketplaceSimulator:
             wanted = [i for i in query.get("order_sn_list", "").split(",") if i]
             if not wanted or len(wanted) > 50:
                 return JSONResponse({"error": "error_param", "message": "order_sn_list: 1 to 50", "request_id": "sim"})
-            found = [self.orders[i].detail() for i in wanted if i in self.orders]
+            found = [self._served(self.orders[i]) for i in wanted if i in self.orders]
             return JSONResponse({"error": "", "message": "", "response": {"order_list": found}, "request_id": "sim"})
 
         async def lazada(request: Request, path: str) -> JSONResponse:
@@ -318,7 +319,7 @@ class MarketplaceSimulator:
             order = self.orders.get(query.get("order_id", ""))
             if order is None:
                 return JSONResponse({"code": "ORDER_NOT_FOUND", "message": "no such order", "request_id": "sim"})
-            detail = order.detail()
+            detail = self._served(order) if path == "/order/get" else order.detail()
             items = detail.pop("items")
             return JSONResponse({"code": "0", "data": items if path == "/order/items/get" else detail})
 
@@ -331,6 +332,14 @@ class MarketplaceSimulator:
             return await lazada(request, "/order/items/get")
 
         return app
+
+    def _served(self, order: SimOrder) -> dict[str, Any]:
+        self.served[order.order_id] = order.status
+        return order.detail()
+
+    def all_fetched(self) -> bool:
+        """Whether the API served every order in its current state (the platform caught up)."""
+        return all(self.served.get(order_id) == order.status for order_id, order in self.orders.items())
 
     def _noise(self) -> JSONResponse | None:
         """A throttling or failing answer, as the noise says (None: answer normally)."""
