@@ -24,6 +24,7 @@ from vuonminh.orders.metrics import ORDER_CONFLICTS, WEBHOOKS_REJECTED
 from vuonminh.orders.models import (
     AwaitingCatalogOut,
     DirectOrderWebhook,
+    FulfilmentOut,
     LivestreamIn,
     LivestreamOut,
     Order,
@@ -300,12 +301,29 @@ def _order_out(order: Order, lines: list[OrderLineRow], waits: list[OrderCatalog
         ),
         buyer_legacy_district=order.buyer_legacy_district,
         lines=[OrderLineOut.model_validate(line, from_attributes=True) for line in lines],
+        fulfilments=_fulfilments(lines),
         total_vnd=order.total_vnd,
         total_weight_g=order.total_weight_g,
         rejection_reasons=order.rejection_reasons,  # type: ignore[arg-type]
         awaiting_catalog=awaiting,
         conflicts=[OrderConflictOut.model_validate(conflict) for conflict in order.conflicts],
     )
+
+
+def _fulfilments(lines: list[OrderLineRow]) -> list[FulfilmentOut]:
+    by_seller: dict[str, list[OrderLineRow]] = defaultdict(list)
+    for line in lines:
+        by_seller[line.seller_id].append(line)
+    return [
+        FulfilmentOut(
+            seller_id=seller_id,
+            seller_ward_code=own[0].seller_ward_code,
+            skus=[line.sku for line in own],
+            total_vnd=sum(line.line_total_vnd for line in own),
+            weight_g=sum(line.line_weight_g for line in own),
+        )
+        for seller_id, own in by_seller.items()
+    ]
 
 
 @router.get(

@@ -238,6 +238,16 @@ class OrderConflictOut(BaseModel):
     differs: list[str]  # the fields whose values differ from the placed order's, e.g. items[0].quantity
 
 
+class FulfilmentOut(BaseModel):
+    """One seller's part of an order: what logistics ships as one parcel (the provincial-shop model)."""
+
+    seller_id: str
+    seller_ward_code: str
+    skus: list[str]
+    total_vnd: int
+    weight_g: int
+
+
 class StatusEntryOut(BaseModel):
     status: str  # ours after the change (unchanged when not applied)
     source: str  # intake | platform | catalog | logistics
@@ -262,6 +272,7 @@ class OrderOut(BaseModel):
     buyer: BuyerOut  # masked unless the caller is the operator or the selling seller
     buyer_legacy_district: str | None = None  # the pre-2025 district, when a platform gave it
     lines: list[OrderLineOut]
+    fulfilments: list[FulfilmentOut] = []  # one per seller of the (visible) lines
     total_vnd: int
     total_weight_g: int
     rejection_reasons: list[RejectionReasonV2]

@@ -138,6 +138,18 @@ async def test_a_noisy_livestream_becomes_placed_and_cancelled_orders_fetched_in
             )
         response = await eventually(lambda: _confirmed(client, one.id), timeout_s=30)
         assert [entry["source"] for entry in response["status_history"]][-1] == "catalog"
+        # A two-seller order is one fulfilment per seller.
+        mixed = next(
+            order_id
+            for order_id, order in sim.orders.items()
+            if len({sku for sku, *_ in order.skus}) == 2 and statuses[order_id] == "placed"
+        )
+        listed = (await client.get("/v1/orders", params={"channel": "tiktok_shop", "order_id": mixed})).json()[0]
+        assert {f["seller_id"]: f["skus"] for f in listed["fulfilments"]} == {
+            "co-ba-hong": ["MIEN-DONG-500"],
+            "htx-che": ["CHE-200"],
+        }
+        assert sum(f["total_vnd"] for f in listed["fulfilments"]) == listed["total_vnd"]
 
 
 async def _confirmed(client, order_id):
