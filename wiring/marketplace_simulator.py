@@ -247,6 +247,8 @@ class MarketplaceSimulator:
     api_refused: int = 0  # throttled, failed or badly signed
     webhooks_sent: int = 0
     served: dict[str, str] = field(default_factory=dict)  # order id -> the state last served by the API
+    refresh_token: str = "sim-refresh-token"
+    token_refreshes: int = 0
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
@@ -254,6 +256,7 @@ class MarketplaceSimulator:
         self.random = random.Random(self.seed)
         self._ids = itertools.count(576_000_000_000_001)
         self._notifications = itertools.count(1)
+        self.valid_tokens = {self.access_token}
 
     # -- the Open APIs ------------------------------------------------------------------------------------
     def app(self) -> FastAPI:
@@ -286,7 +289,7 @@ class MarketplaceSimulator:
             )
             if (
                 query.get("partner_id") != str(self.partner_id)
-                or query.get("access_token") != self.access_token
+                or query.get("access_token") not in self.valid_tokens
                 or not hmac.compare_digest(_hmac_hex(self.app_secret, base.encode()), query.get("sign", ""))
             ):
                 self.api_refused += 1
@@ -308,7 +311,7 @@ class MarketplaceSimulator:
             expected = _hmac_hex(self.app_secret, f"{path}{params}".encode()).upper()
             if (
                 query.get("app_key") != self.app_key
-                or query.get("access_token") != self.access_token
+                or query.get("access_token") not in self.valid_tokens
                 or not hmac.compare_digest(expected, query.get("sign", ""))
             ):
                 self.api_refused += 1
@@ -323,6 +326,58 @@ class MarketplaceSimulator:
             items = detail.pop("items")
             return JSONResponse({"code": "0", "data": items if path == "/order/items/get" else detail})
 
+        @app.get("/api/v2/token/refresh")  # TikTok (auth host)
+        async def tiktok_refresh(request: Request) -> JSONResponse:
+            query = dict(request.query_params)
+            grant = self._refresh(query.get("refresh_token"), ok=query.get("app_secret") == self.app_secret)
+            if grant is None:
+                return JSONResponse({"code": 105002, "message": "refresh token invalid", "data": None})
+            now = int(time.time())
+            data = {
+                "access_token": grant[0],
+                "access_token_expire_in": now + 7 * 86400,
+                "refresh_token": grant[1],
+                "refresh_token_expire_in": now + 30 * 86400,
+            }
+            return JSONResponse({"code": 0, "message": "success", "data": data})
+
+        @app.post("/api/v2/auth/access_token/get")  # Shopee
+        async def shopee_refresh(request: Request) -> JSONResponse:
+            query = dict(request.query_params)
+            base = f"{self.partner_id}/api/v2/auth/access_token/get{query.get('timestamp')}"
+            signed = hmac.compare_digest(_hmac_hex(self.app_secret, base.encode()), query.get("sign", ""))
+            body = await request.json()
+            grant = self._refresh(body.get("refresh_token"), ok=signed)
+            if grant is None:
+                return JSONResponse({"error": "error_auth", "message": "invalid refresh_token"}, status_code=403)
+            return JSONResponse(
+                {
+                    "error": "",
+                    "access_token": grant[0],
+                    "refresh_token": grant[1],
+                    "expire_in": 14400,
+                    "request_id": "sim",
+                }
+            )
+
+        @app.get("/rest/auth/token/refresh")  # Lazada (auth host)
+        async def lazada_refresh(request: Request) -> JSONResponse:
+            query = dict(request.query_params)
+            params = "".join(f"{k}{query[k]}" for k in sorted(query) if k != "sign")
+            expected = _hmac_hex(self.app_secret, f"/auth/token/refresh{params}".encode()).upper()
+            grant = self._refresh(query.get("refresh_token"), ok=hmac.compare_digest(expected, query.get("sign", "")))
+            if grant is None:
+                return JSONResponse({"code": "IllegalRefreshToken", "message": "invalid refresh token"})
+            return JSONResponse(
+                {
+                    "code": "0",
+                    "access_token": grant[0],
+                    "refresh_token": grant[1],
+                    "expires_in": 604800,
+                    "refresh_expires_in": 2592000,
+                }
+            )
+
         @app.get("/rest/order/get")
         async def lazada_order(request: Request) -> JSONResponse:
             return await lazada(request, "/order/get")
@@ -332,6 +387,16 @@ class MarketplaceSimulator:
             return await lazada(request, "/order/items/get")
 
         return app
+
+    def _refresh(self, refresh_token: str | None, *, ok: bool) -> tuple[str, str] | None:
+        """New (access, refresh) tokens for a valid refresh token; the old access token keeps working."""
+        if not ok or refresh_token != self.refresh_token:
+            return None
+        self.token_refreshes += 1
+        self.access_token = f"sim-access-token-{self.token_refreshes}"
+        self.refresh_token = f"sim-refresh-token-{self.token_refreshes}"
+        self.valid_tokens.add(self.access_token)
+        return self.access_token, self.refresh_token
 
     def _served(self, order: SimOrder) -> dict[str, Any]:
         self.served[order.order_id] = order.status
@@ -359,7 +424,7 @@ class MarketplaceSimulator:
     def _tiktok_problem(self, query: dict[str, str], token: str | None) -> str | None:
         if query.get("app_key") != self.app_key:
             return "unknown app_key"
-        if token != self.access_token:
+        if token not in self.valid_tokens:
             return "access token invalid"
         if query.get("shop_cipher") != self.shop_cipher:
             return "shop_cipher does not match the shop"

@@ -41,3 +41,8 @@ LEGACY_SIGNATURE_USED = Counter(
     "Direct webhooks signed with the deprecated X-VuonMinh-Signature instead of Standard Webhooks",
     ["channel"],
 )
+TOKEN_REFRESHES = Counter(
+    "vuonminh_platform_token_refreshes_total",
+    "Marketplace shops' access token refreshes, by channel and outcome",
+    ["channel", "outcome"],  # refreshed | failed
+)

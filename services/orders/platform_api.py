@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -25,6 +26,16 @@ from vuonminh.orders.settings import PlatformSettings
 from vuonminh.shared.retry import retrying
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """What a platform's token refresh answers."""
+
+    access_token: str
+    refresh_token: str
+    access_expires_at: datetime
+    refresh_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,8 @@ class PlatformClient:
         rate_per_s: float,
         request: Callable[[], tuple[str, Mapping[str, str], Mapping[str, str]]],
         check: Callable[[Any], None],
+        method: str = "GET",
+        json_body: Mapping[str, Any] | None = None,
     ) -> Any:
         """GETs what `request()` names (url, query, headers: called per attempt, so each attempt is
         signed with a fresh timestamp), checks the body with `check` (raises PlatformError on an error
@@ -164,7 +177,9 @@ class PlatformClient:
                 url, query, headers = request()
                 self.calls += 1
                 try:
-                    response = await self.http.get(url, params=dict(query), headers=dict(headers))
+                    response = await self.http.request(
+                        method, url, params=dict(query), headers=dict(headers), json=json_body
+                    )
                 except httpx.TransportError:
                     PLATFORM_API_CALLS.labels(channel, "transport_error").inc()
                     breaker.failed()

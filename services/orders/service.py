@@ -1,6 +1,6 @@
 """orders as the runtime sees it."""
 
-from vuonminh.orders import fetcher, handlers, intake, shops
+from vuonminh.orders import fetcher, handlers, intake, shops, tokens
 from vuonminh.orders.api import router
 from vuonminh.orders.models import DirectOrderWebhook, OrdersTable
 from vuonminh.shared.events import (
@@ -39,6 +39,11 @@ SERVICE = ServiceSpec(
     raw_body_models=(DirectOrderWebhook,),
     # Webhook intake only appends to the log: it keeps taking orders while the database is down.
     api_needs=frozenset({"log"}),
-    background=(handlers.sweep_orders_awaiting_catalog, fetcher.fetch_platform_orders, fetcher.retry_platform_orders),
+    background=(
+        handlers.sweep_orders_awaiting_catalog,
+        fetcher.fetch_platform_orders,
+        fetcher.retry_platform_orders,
+        tokens.refresh_platform_tokens,
+    ),
     api_background=(shops.refresh_shop_secrets, intake.hold_lookup_connections),
 )

@@ -52,6 +52,8 @@ class PlatformSettings(BaseSettings):
     retry_delay_max_s: float = Field(default=1800.0, ge=0, validation_alias="VUONMINH_NOTIFICATION_RETRY_MAX_S")
     # Access tokens are refreshed this long before they expire.
     token_refresh_margin_s: float = Field(default=3600.0, ge=0, validation_alias="VUONMINH_TOKEN_REFRESH_MARGIN_S")
+    # How often the worker looks for tokens to refresh.
+    token_check_s: float = Field(default=60.0, gt=0, validation_alias="VUONMINH_TOKEN_CHECK_S")
 
 
 def platform_settings(runtime: ServiceRuntime) -> PlatformSettings:

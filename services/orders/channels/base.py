@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from vuonminh.shared.events import OrderReceivedV2
 
 if TYPE_CHECKING:
-    from vuonminh.orders.platform_api import PlatformClient, ShopConnection
+    from vuonminh.orders.platform_api import PlatformClient, ShopConnection, TokenGrant
     from vuonminh.orders.settings import PlatformSettings
 
 
@@ -79,6 +79,9 @@ class Marketplace(Protocol):
         self, client: PlatformClient, shop: ShopConnection, order_ids: Sequence[str]
     ) -> list[dict[str, Any]]:
         """The platform's order details for these ids (raises PlatformError, ShapeError, httpx errors)."""
+
+    async def refresh(self, client: PlatformClient, shop_id: str, refresh_token: str) -> TokenGrant:
+        """New tokens for a shop from its refresh token."""
 
     def order_id_of(self, detail: Mapping[str, Any]) -> str: ...
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import orjson
@@ -28,7 +28,7 @@ from vuonminh.orders.channels.base import (
     utc_from_unix,
     vnd,
 )
-from vuonminh.orders.platform_api import PlatformClient, ShopConnection
+from vuonminh.orders.platform_api import PlatformClient, ShopConnection, TokenGrant
 from vuonminh.orders.settings import PlatformSettings
 from vuonminh.shared.addresses import resolve_names
 from vuonminh.shared.events import BuyerAddressV2, BuyerV2, OrderReceivedV2, PlatformItem
@@ -36,6 +36,7 @@ from vuonminh.shared.timeutil import utc_now
 
 ORDER_STATUS_PUSH = 3
 DETAIL_PATH = "/api/v2/order/get_order_detail"
+TOKEN_PATH = "/api/v2/auth/access_token/get"
 OPTIONAL_FIELDS = "buyer_username,recipient_address,item_list,pay_time,payment_method,total_amount,cancel_by"
 # [U] Shopee's error strings: these mean "try later"; these mean the token is refused.
 RETRYABLE_ERRORS = ("error_busy", "error_server", "too_many", "rate_limit", "error_inner")
@@ -124,6 +125,33 @@ class Shopee:
         )
         response = require(body, "response", dict, where="answer")
         return require(response, "order_list", list, where="answer.response")
+
+    async def refresh(self, client: PlatformClient, shop_id: str, refresh_token: str) -> TokenGrant:
+        """Shopee's POST /api/v2/auth/access_token/get (signed with partner id, path and timestamp)."""
+        settings = client.settings
+        partner_id, key = settings.shopee_partner_id or 0, settings.shopee_partner_key or ""
+
+        def request() -> tuple[str, dict[str, str], dict[str, str]]:
+            timestamp = int(time.time())
+            sign = hex_hmac_sha256(key, f"{partner_id}{TOKEN_PATH}{timestamp}".encode())
+            query = {"partner_id": str(partner_id), "timestamp": str(timestamp), "sign": sign}
+            return settings.shopee_api_base.rstrip("/") + TOKEN_PATH, query, {}
+
+        body = await client.get_json(
+            self.name,
+            shop_id,
+            rate_per_s=1.0,
+            request=request,
+            check=self.check_body,
+            method="POST",
+            json_body={"refresh_token": refresh_token, "partner_id": partner_id, "shop_id": int(shop_id)},
+        )
+        expire_in = require(body, "expire_in", int, where="answer")
+        return TokenGrant(
+            access_token=require(body, "access_token", str, where="answer"),
+            refresh_token=require(body, "refresh_token", str, where="answer"),
+            access_expires_at=utc_now() + timedelta(seconds=expire_in),
+        )
 
     def check_body(self, body: Any) -> None:
         if not isinstance(body, dict):

@@ -28,7 +28,7 @@ from vuonminh.orders.channels.base import (
     utc_from_unix,
     vnd,
 )
-from vuonminh.orders.platform_api import PlatformClient, ShopConnection, query_string_for_signing
+from vuonminh.orders.platform_api import PlatformClient, ShopConnection, TokenGrant, query_string_for_signing
 from vuonminh.orders.settings import PlatformSettings
 from vuonminh.shared.addresses import resolve_names
 from vuonminh.shared.events import BuyerAddressV2, BuyerV2, OrderReceivedV2, PlatformItem
@@ -119,6 +119,28 @@ class TikTokShop:
         )
         orders = require(require(body, "data", dict, where="answer"), "orders", list, where="answer.data")
         return orders
+
+    async def refresh(self, client: PlatformClient, shop_id: str, refresh_token: str) -> TokenGrant:
+        """TikTok's token refresh (auth host): GET /api/v2/token/refresh; expiries are unix times."""
+        settings = client.settings
+
+        def request() -> tuple[str, dict[str, str], dict[str, str]]:
+            query = {
+                "app_key": settings.tiktok_shop_app_key or "",
+                "app_secret": settings.tiktok_shop_app_secret or "",
+                "refresh_token": refresh_token,
+                "grant_type": "refresh_token",
+            }
+            return settings.tiktok_shop_auth_base.rstrip("/") + "/api/v2/token/refresh", query, {}
+
+        body = await client.get_json(self.name, shop_id, rate_per_s=1.0, request=request, check=self.check_body)
+        data = require(body, "data", dict, where="answer")
+        return TokenGrant(
+            access_token=require(data, "access_token", str, where="answer.data"),
+            refresh_token=require(data, "refresh_token", str, where="answer.data"),
+            access_expires_at=utc_from_unix(data.get("access_token_expire_in"), field="access_token_expire_in"),
+            refresh_expires_at=utc_from_unix(data.get("refresh_token_expire_in"), field="refresh_token_expire_in"),
+        )
 
     def check_body(self, body: Any) -> None:
         if not isinstance(body, dict) or not isinstance(body.get("code"), int):

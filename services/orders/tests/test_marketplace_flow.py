@@ -22,13 +22,18 @@ SKUS = [("MIEN-DONG-500", "1729001", 65000), ("CHE-200", "1729002", 120000)]
 
 
 @asynccontextmanager
-async def platform_with_simulator(tmp_path, sim: MarketplaceSimulator, **fetcher_settings):
+async def platform_with_simulator(
+    tmp_path, sim: MarketplaceSimulator, *, expires_in: timedelta = timedelta(days=7), **fetcher_settings
+):
     platform = embedded_platform(Settings(**TEST_SETTINGS), tmp_path)
     orders = platform.service("orders")
     orders.state["platform_settings"] = PlatformSettings(
         tiktok_shop_app_key=sim.app_key,
         tiktok_shop_app_secret=sim.app_secret,
         tiktok_shop_api_base="http://platform.sim",
+        tiktok_shop_auth_base="http://platform.sim",
+        lazada_auth_base="http://platform.sim/rest",
+        token_check_s=0.2,
         shopee_partner_id=sim.partner_id,
         shopee_partner_key=sim.app_secret,
         shopee_callback_url=sim.callback_url,
@@ -57,8 +62,8 @@ async def platform_with_simulator(tmp_path, sim: MarketplaceSimulator, **fetcher
                     shop_id=sim.shop_id,
                     seller_id="co-ba-hong",
                     access_token=sim.access_token,
-                    refresh_token="sim-refresh",
-                    access_expires_at=datetime.now(UTC) + timedelta(days=7),
+                    refresh_token=sim.refresh_token,
+                    access_expires_at=datetime.now(UTC) + expires_in,
                     shop_cipher=sim.shop_cipher,
                 )
             yield client, platform
@@ -242,3 +247,36 @@ async def _all(client, params: dict, limit: int = 100) -> list[dict]:
 
 async def _count(client, params: dict, wanted: int) -> bool:
     return len(await _all(client, params)) == wanted
+
+
+@pytest.mark.parametrize("platform_name", ["tiktok_shop", "shopee", "lazada"])
+async def test_a_token_about_to_expire_is_refreshed_and_used(tmp_path, platform_name):
+    sim = MarketplaceSimulator(platform=platform_name, noise=Noise(repeat_rate=0, cancel_rate=0, out_of_order_rate=0))
+    async with platform_with_simulator(tmp_path, sim, expires_in=timedelta(minutes=5)) as (client, platform):
+        orders = platform.service("orders")
+
+        async def refreshed():
+            async with orders.sessions() as session:
+                row = (
+                    await session.execute(
+                        text("SELECT access_token_encrypted, access_expires_at FROM shops WHERE channel = :c"),
+                        {"c": platform_name},
+                    )
+                ).one()
+            token = shops.SecretBox(TEST_SECRETS_KEY).decrypt(row.access_token_encrypted)
+            return token if token == "sim-access-token-1" else None
+
+        await eventually(refreshed, timeout_s=30)
+        assert sim.token_refreshes == 1  # once: the new expiry is beyond the margin
+        sim.valid_tokens = {sim.access_token}  # the old token is now refused: orders must use the new one
+        start = int(time.time()) - 60
+        script = sim.script(orders=3, minutes=1, skus=SKUS, start=start)
+        await sim.play(client, f"/v1/webhooks/{platform_name.replace('_', '-')}", script, start=start, speed=None)
+
+        async def placed():
+            return (
+                set((await _statuses(platform, platform_name)).values()) == {"placed"}
+                and len(await _statuses(platform, platform_name)) == 3
+            )
+
+        await eventually(placed, timeout_s=60)
