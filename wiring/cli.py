@@ -17,6 +17,7 @@ from vuonminh.shared.logging import configure_logging
 from vuonminh.shared.runtime import ROLES, SERVICE_NAMES, Platform, embedded_platform, kafka_platform
 from vuonminh.shared.settings import Settings, get_settings
 from vuonminh.wiring.access_cli import add_access_commands
+from vuonminh.wiring.simulate_cli import add_simulate_command
 
 
 def _this_command() -> str:
@@ -329,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_shops_command(commands)
     add_access_commands(commands)  # keys, tokens
+    add_simulate_command(commands)  # the marketplace simulator
     ops_cli.register(commands)  # topics, dlq
     return parser
 
