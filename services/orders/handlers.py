@@ -88,7 +88,7 @@ async def on_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
     order = await find_order(uow.session, received.channel, received.shop_id, received.order_id, lock=True)
     if order is not None:
         differs = domain.differences(domain.order_content(received_from(order)), domain.order_content(received))
-        if order.status == "placed":
+        if order.status in domain.CONTENT_SETTLED:
             if differs:
                 _record_conflict(order, envelope, received, differs)
             else:
@@ -97,7 +97,7 @@ async def on_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
         if order.status == AWAITING and not differs:
             log.info("orders.same_order_again", order_id=order.id, event_id=envelope.id)
             return
-        # Not placed (rejected, or still waiting for the catalog): the shop's new version replaces it.
+        # Not settled (rejected, or still waiting for the catalog): the shop's new version replaces it.
         log.info("orders.order_replaced", order_id=order.id, previous_status=order.status, event_id=envelope.id)
         _take_version(order, received, envelope)
     else:

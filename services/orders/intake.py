@@ -115,7 +115,7 @@ class StoredOrderLookup:
                     external_order_id=received.order_id,
                 )
                 order = None
-                if stored is not None and stored["status"] == "placed":
+                if stored is not None and stored["status"] in domain.CONTENT_SETTLED:
                     async with db.read_only_session(self._runtime.engine) as session:
                         order = await find_order(session, received.channel, received.shop_id, received.order_id)
         except Exception as error:  # slow or down: accept; the consumer records a conflict if there is one
