@@ -34,8 +34,9 @@ ITEMS = [{"sku": "MIEN-DONG-500", "quantity": 2, "unit_price_vnd": 65000}]
 
 
 def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, int(round(fraction * len(ordered) + 0.5)) - 1))]
+    from vuonminh.analytics.domain import percentile as nearest_rank
+
+    return nearest_rank(values, fraction)
 
 
 async def lag(args: argparse.Namespace) -> dict:
