@@ -196,6 +196,43 @@ def cmd_db(args: argparse.Namespace) -> None:
         asyncio.run(run(engine))
 
 
+def cmd_seed(args: argparse.Namespace) -> None:
+    """The demo catalog into catalog's schema on PostgreSQL (DATABASE_URL), through catalog's commands.
+    Its events wait in catalog's outbox; a running `vuonminh serve catalog` relays them to Kafka."""
+    from contextlib import asynccontextmanager
+
+    from vuonminh.shared import db
+    from vuonminh.shared.outbox import write_to_outbox
+    from vuonminh.shared.runtime import load_service
+    from vuonminh.shared.unit_of_work import UnitOfWork
+    from vuonminh.wiring.demo import seed_demo_catalog
+
+    settings = get_settings()
+    if not settings.database_url:
+        raise SystemExit("seed needs DATABASE_URL (PostgreSQL); `vuonminh run --demo` loads the demo embedded")
+    spec = load_service("catalog")
+
+    async def seed() -> dict[str, int]:
+        engine = db.postgres_engine(settings.database_url, schema=spec.name)
+        sessions = db.session_factory(engine)
+
+        @asynccontextmanager
+        async def unit_of_work():  # noqa: ANN202 - the same transaction shape as ServiceRuntime.unit_of_work
+            async with sessions() as session, session.begin():
+                uow = UnitOfWork(session, service=spec.name)
+                yield uow
+                await write_to_outbox(session, spec.outbox, uow.staged)
+
+        try:
+            await db.migrate(engine, spec.metadata, service=spec.name)
+            return await seed_demo_catalog(unit_of_work)
+        finally:
+            await engine.dispose()
+
+    created = asyncio.run(seed())
+    print("seeded the demo catalog (newly created): " + ", ".join(f"{k} {v}" for k, v in created.items()))
+
+
 def cmd_analytics_rebuild(args: argparse.Namespace) -> None:
     """Replays the topics from their start into fresh analytics projections."""
     from vuonminh.analytics.rebuild import ReplayStopped, rebuild_embedded, rebuild_kafka
@@ -270,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--retries", type=int, default=3, help="retries per order on a non-2xx reply")
     send.set_defaults(func=cmd_send_orders)
 
+    seed = commands.add_parser("seed", help="load data into PostgreSQL (DATABASE_URL)")
+    seed.add_argument(
+        "what", choices=("demo",), help="demo: the demo catalog (sellers, products, stock, listings, lots)"
+    )
+    seed.set_defaults(func=cmd_seed)
     analytics = commands.add_parser("analytics", help="analytics' projections")
     analytics_commands = analytics.add_subparsers(dest="analytics_command", required=True)
     rebuild = analytics_commands.add_parser(
