@@ -52,7 +52,8 @@ def show(value: Any, fmt: str = "number") -> str:
         text = whole.replace(",", ".") + ("," + decimals if decimals else "")
     else:
         text = f"{int(value):,}".replace(",", ".")
-    return {"vnd": f"{text} ₫", "kg": f"{text} kg"}.get(fmt, text)
+    # A no-break space keeps the unit on the number's line.
+    return {"vnd": f"{text}\u00a0₫", "kg": f"{text}\u00a0kg"}.get(fmt, text)
 
 
 def _local(moment: datetime) -> datetime:

@@ -154,6 +154,8 @@ def product_listed(product: ProductFacts, on_day: date) -> ProductListed:
         name=product.name,
         unit_weight_g=product.unit_weight_g,
         ocop_stars=shown_ocop_stars(product, on_day),
+        # Lets readers (analytics' OCOP share) see the stars lapse on the day, without a new event.
+        ocop_certificate_expires_on=product.ocop_certificate_expires_on if product.ocop_stars else None,
     )
 
 

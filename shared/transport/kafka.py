@@ -159,7 +159,9 @@ class KafkaConsumer:
         if not assigned:
             return 0
         ends = await self._consumer.end_offsets(assigned)
-        return sum(max(0, ends[tp] - await self._consumer.position(tp)) for tp in assigned)
+        # Positions first: an `await` inside the generator of sum() would make it an async generator.
+        positions = {tp: await self._consumer.position(tp) for tp in assigned}
+        return sum(max(0, ends[tp] - positions[tp]) for tp in assigned)
 
     def is_assigned(self) -> bool:
         return bool(self._consumer.assignment())

@@ -39,8 +39,8 @@
   const number = new Intl.NumberFormat("vi-VN");
   const formats = {
     number: function (v) { return number.format(v); },
-    vnd: function (v) { return number.format(v) + " ₫"; },
-    kg: function (v) { return number.format(v) + " kg"; },
+    vnd: function (v) { return number.format(v) + "\u00a0₫"; },
+    kg: function (v) { return number.format(v) + "\u00a0kg"; },
     text: function (v) { return v === null || v === undefined ? "–" : String(v); },
     clock: function (v) { return v ? minuteLabel(v) : "–"; },
   };

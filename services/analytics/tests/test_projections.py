@@ -9,8 +9,9 @@ import io
 import openpyxl
 import pytest
 
-from vuonminh.analytics.tests.conftest import BINH_LU, SIN_HO, all_consumed, analytics_alone, publish
+from vuonminh.analytics.tests.conftest import BINH_LU, SIN_HO, History, all_consumed, analytics_alone, publish
 from vuonminh.shared.auth import Role
+from vuonminh.shared.events import SellerRegisteredV2
 from vuonminh.shared.records import OutgoingRecord
 from vuonminh.wiring.testing import auth_headers, eventually
 
@@ -298,3 +299,21 @@ async def test_a_record_no_handler_can_read_is_dead_lettered_and_changes_nothing
         parked = await platform.transport.log.read("orders.orders.dlq", 0, 10)
         assert [r.header("ce_id") for r in parked] == ["e-broken"]
         assert await get(client, f"/v1/kpis/communes/{BINH_LU}", **WEEK) == before
+
+
+async def test_a_seller_registered_with_v2_is_known_by_name(tmp_path, history):
+    later = History(prefix="v2")
+    later.add(
+        SellerRegisteredV2(
+            seller_id="s-trader", name="Thương lái Bình Lư", kind="trader", province_code="12", ward_code=BINH_LU
+        )
+    )
+    async with analytics_alone(tmp_path) as (client, platform):
+        await publish(platform, history.envelopes + later.envelopes)
+        await eventually(lambda: all_consumed(platform.transport), timeout_s=60)
+        seller = await get(client, "/v1/kpis/sellers/s-trader", **WEEK)
+    assert (seller["seller_name"], seller["ward_code"], seller["totals"]["orders"]) == (
+        "Thương lái Bình Lư",
+        BINH_LU,
+        0,
+    )

@@ -6,32 +6,8 @@ import asyncio
 import subprocess
 import sys
 
-from vuonminh.analytics.tests.conftest import BINH_LU, all_consumed, analytics_alone, publish
+from vuonminh.analytics.tests.conftest import BINH_LU, EVERY_KPI, all_consumed, analytics_alone, every_kpi, publish
 from vuonminh.wiring.testing import eventually
-
-WEEK = {"from": "2026-11-14", "to": "2026-11-20"}
-EVERY_KPI = [
-    (f"/v1/kpis/communes/{BINH_LU}", WEEK),
-    (f"/v1/kpis/communes/{BINH_LU}", {"from": "2026-11-01", "to": "2026-11-30", "granularity": "week"}),
-    (f"/v1/kpis/communes/{BINH_LU}/core-sellers", {"on": "2026-11-20"}),
-    (f"/v1/kpis/communes/{BINH_LU}/ocop-share", {"on": "2026-11-20"}),
-    (f"/v1/kpis/communes/{BINH_LU}/top-products", WEEK),
-    (f"/v1/kpis/communes/{BINH_LU}/channels", WEEK),
-    (f"/v1/kpis/communes/{BINH_LU}/fulfilment", WEEK),
-    ("/v1/kpis/provinces/12", {**WEEK, "granularity": "month"}),
-    ("/v1/kpis/sellers/s-hong", WEEK),
-    ("/v1/kpis/products/MIEN-500", WEEK),
-    ("/v1/kpis/livestreams/live-1", {}),
-]
-
-
-async def every_kpi(client) -> list[dict]:
-    answers = []
-    for path, params in EVERY_KPI:
-        response = await client.get(path, params=params)
-        assert response.status_code == 200, (path, response.text)
-        answers.append(response.json())
-    return answers
 
 
 async def test_rebuilt_numbers_equal_the_live_ones(tmp_path, history):
