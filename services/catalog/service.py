@@ -3,7 +3,7 @@
 from vuonminh.catalog import handlers
 from vuonminh.catalog.api import router
 from vuonminh.catalog.models import CatalogTable
-from vuonminh.shared.events import OrderCancelled, OrderPlaced, ShipmentStatusChanged, Topic
+from vuonminh.shared.events import OrderCancelled, OrderPlaced, OrderPlacedV2, ShipmentStatusChanged, Topic
 from vuonminh.shared.service import ServiceSpec
 
 SERVICE = ServiceSpec(
@@ -14,6 +14,7 @@ SERVICE = ServiceSpec(
     subscriptions={
         Topic.ORDERS: {
             OrderPlaced.TYPE: handlers.on_order_placed,
+            OrderPlacedV2.TYPE: handlers.on_order_placed,  # marketplace orders; a subclass of v1
             OrderCancelled.TYPE: handlers.on_order_cancelled,
         },
         Topic.SHIPMENTS: {ShipmentStatusChanged.TYPE: handlers.on_shipment_status_changed},
