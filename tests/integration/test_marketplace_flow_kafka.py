@@ -64,8 +64,9 @@ async def test_a_noisy_tiktok_livestream_on_kafka_and_postgres(start_service, se
             cancelled = {order_id for _o, order_id, status in script if status == "cancelled"}
 
             async def all_decided() -> bool:
+                # Catalog reserved their stock: placed, then confirmed (the saga's stock step).
                 placed = await count_rows(
-                    "SELECT count(*) FROM orders.orders WHERE channel = 'tiktok_shop' AND status = 'placed'"
+                    "SELECT count(*) FROM orders.orders WHERE channel = 'tiktok_shop' AND status = 'confirmed'"
                 )
                 gone = await count_rows(
                     "SELECT count(*) FROM orders.orders WHERE channel = 'tiktok_shop' AND status = 'cancelled'"
@@ -82,7 +83,7 @@ async def test_a_noisy_tiktok_livestream_on_kafka_and_postgres(start_service, se
             async def marker_placed() -> bool:
                 return (
                     await count_rows(
-                        "SELECT count(*) FROM orders.orders WHERE external_order_id = $1 AND status = 'placed'",
+                        "SELECT count(*) FROM orders.orders WHERE external_order_id = $1 AND status = 'confirmed'",
                         marker.order_id,
                     )
                     == 1
