@@ -37,6 +37,7 @@ from vuonminh.shared.events import (
     ProductListed,
     SellerRegistered,
     ShipmentDispatched,
+    ShipmentDispatchedV2,
     ShipmentStatusChanged,
     payload_class_for,
 )
@@ -354,7 +355,7 @@ PHASES: tuple[tuple[tuple[str, ...], Callable[[UnitOfWork, Sequence[Envelope]], 
     ((OrderPlaced.TYPE, OrderPlacedV2.TYPE), on_orders_placed),
     ((OrderConfirmed.TYPE,), _orders_confirmed),
     ((OrderCancelled.TYPE, OrderRejected.TYPE, OrderRejectedV2.TYPE, OrderRejectedV3.TYPE), _orders_cancelled),
-    ((ShipmentDispatched.TYPE,), _shipments_dispatched),
+    ((ShipmentDispatched.TYPE, ShipmentDispatchedV2.TYPE), _shipments_dispatched),
     ((ShipmentStatusChanged.TYPE,), _shipment_statuses),
 )
 # The types this code knows (a version declared by a branch not merged yet is left out until it is).

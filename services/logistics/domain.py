@@ -60,3 +60,11 @@ def plan_shipments(order: OrderPlaced) -> list[ShipmentPlan]:
             )
         )
     return plans
+
+
+# A shipment can be cancelled until the courier has it: after pickup it has to be returned instead.
+CANCELLABLE = frozenset({"created", "pickup_assigned"})
+
+
+def cancellable(status: str) -> bool:
+    return status in CANCELLABLE

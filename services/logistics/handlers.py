@@ -1,16 +1,98 @@
-"""logistics' event handlers. Each runs inside the consumer's unit of work."""
+"""logistics' event handlers. Each runs inside the consumer's unit of work.
+
+Logistics ships only confirmed orders: `order_placed` is kept until `order_confirmed` (catalog
+reserved the stock) creates one shipment per seller, or `order_cancelled` drops it; a cancellation
+after that cancels the shipments not yet picked up.
+"""
 
 from __future__ import annotations
 
+import structlog
+from sqlmodel import select
+
 from vuonminh.logistics import domain
-from vuonminh.logistics.models import Shipment
-from vuonminh.shared.events import Envelope, OrderPlaced, ShipmentDispatched
+from vuonminh.logistics.models import AwaitingConfirmation, Shipment
+from vuonminh.shared.events import (
+    Envelope,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    OrderPlacedV2,
+    ShipmentDispatched,
+    ShipmentDispatchedV2,
+    ShipmentStatusChanged,
+    payload_class_for,
+)
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
 
+log = structlog.get_logger(__name__)
+
+
+class ConfirmationBeforePlacement(LookupError):
+    """order_confirmed for an order this service never saw placed: a record error (dead-lettered)."""
+
 
 async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
-    order = envelope.data_as(OrderPlaced)
+    order = envelope.data_as(OrderPlaced)  # v2 (marketplaces) is a subclass
+    if await uow.session.get(AwaitingConfirmation, order.order_id) is not None:
+        return  # the same order placed again (a new version of a rejected one keeps its first content)
+    uow.session.add(
+        AwaitingConfirmation(
+            order_id=order.order_id,
+            event_type=envelope.type,
+            payload=order.model_dump_json(),
+            status="awaiting",
+            received_at=utc_now(),
+        )
+    )
+
+
+async def on_order_confirmed(uow: UnitOfWork, envelope: Envelope) -> None:
+    confirmed = envelope.data_as(OrderConfirmed)
+    waiting = await uow.session.get(AwaitingConfirmation, confirmed.order_id, with_for_update=True)
+    if waiting is None:
+        raise ConfirmationBeforePlacement(f"order {confirmed.order_id} was confirmed but never placed here")
+    if waiting.status != "awaiting":
+        log.info("logistics.confirmation_ignored", order_id=confirmed.order_id, status=waiting.status)
+        return
+    payload_class = payload_class_for(waiting.event_type) or OrderPlacedV2
+    order = payload_class.model_validate_json(waiting.payload)
+    assert isinstance(order, OrderPlaced)
+    waiting.status = "shipped"
+    await _ship(uow, order)
+
+
+async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
+    cancelled = envelope.data_as(OrderCancelled)
+    waiting = await uow.session.get(AwaitingConfirmation, cancelled.order_id, with_for_update=True)
+    if waiting is not None and waiting.status == "awaiting":
+        waiting.status = "cancelled"
+    now = utc_now()
+    shipments = (
+        await uow.session.exec(select(Shipment).where(Shipment.order_id == cancelled.order_id).with_for_update())
+    ).all()
+    for shipment in shipments:
+        if not domain.cancellable(shipment.status):
+            log.warning("logistics.cancel_too_late", shipment_id=shipment.id, status=shipment.status)
+            continue
+        previous = shipment.status
+        shipment.status = "cancelled"
+        uow.publish(
+            ShipmentStatusChanged(
+                shipment_id=shipment.id,
+                order_id=shipment.order_id,
+                seller_id=shipment.seller_id,
+                carrier=shipment.carrier,
+                status="cancelled",
+                previous_status=previous,
+                occurred_at=cancelled.cancelled_at,
+                recorded_at=now,
+            )
+        )
+
+
+async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
     recipient, address = order.buyer, order.buyer.address
     now = utc_now()
     for plan in domain.plan_shipments(order):
@@ -22,7 +104,7 @@ async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
                 order_id=order.order_id,
                 seller_id=plan.seller_id,
                 carrier=plan.carrier,
-                status="dispatched",
+                status="created",
                 origin_province_code=plan.origin_province_code,
                 origin_ward_code=plan.origin_ward_code,
                 destination_province_code=address.province_code,
@@ -36,15 +118,17 @@ async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
                 created_at=now,
             )
         )
+        # A direct order's buyer fits v1; a marketplace order's (phone masked by the platform) needs v2.
+        dispatched = ShipmentDispatchedV2 if isinstance(order, OrderPlacedV2) else ShipmentDispatched
         uow.publish(
-            ShipmentDispatched(
+            dispatched(
                 shipment_id=plan.shipment_id,
                 order_id=order.order_id,
                 seller_id=plan.seller_id,
                 carrier=plan.carrier,
                 origin_province_code=plan.origin_province_code,
                 origin_ward_code=plan.origin_ward_code,
-                recipient=recipient,
+                recipient=recipient.model_dump(),
                 items=plan.items,
                 weight_g=plan.weight_g,
                 cod_amount_vnd=plan.cod_amount_vnd,

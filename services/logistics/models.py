@@ -18,6 +18,21 @@ class LogisticsTable(SQLModel, registry=registry()):
     """Base of logistics' tables: their own metadata, so they live only in its database."""
 
 
+class AwaitingConfirmation(LogisticsTable, table=True):
+    """A placed order's content, kept until orders confirms it (stock reserved) or cancels it.
+
+    Logistics ships only confirmed orders; `order_confirmed` carries only the id, and the
+    `order_placed` before it on the same partition carries what to ship."""
+
+    __tablename__ = "awaiting_confirmation"
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    event_type: str = Field(max_length=200)
+    payload: str  # the order_placed payload as published (JSON)
+    status: str = Field(max_length=20)  # awaiting | shipped | cancelled
+    received_at: datetime
+
+
 class Shipment(LogisticsTable, table=True):
     __tablename__ = "shipments"
     __table_args__ = (UniqueConstraint("order_id", "seller_id", name="uq_shipments_order_seller"),)

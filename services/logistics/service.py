@@ -3,12 +3,20 @@
 from vuonminh.logistics import handlers
 from vuonminh.logistics.api import router
 from vuonminh.logistics.models import LogisticsTable
-from vuonminh.shared.events import OrderPlaced, Topic
+from vuonminh.shared.events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderPlacedV2, Topic
 from vuonminh.shared.service import ServiceSpec
 
 SERVICE = ServiceSpec(
     name="logistics",
     metadata=LogisticsTable.metadata,
     router=router,
-    subscriptions={Topic.ORDERS: {OrderPlaced.TYPE: handlers.on_order_placed}},
+    # Ships only confirmed orders: the placed content waits for catalog's reservation (via orders).
+    subscriptions={
+        Topic.ORDERS: {
+            OrderPlaced.TYPE: handlers.on_order_placed,
+            OrderPlacedV2.TYPE: handlers.on_order_placed,
+            OrderConfirmed.TYPE: handlers.on_order_confirmed,
+            OrderCancelled.TYPE: handlers.on_order_cancelled,
+        }
+    },
 )

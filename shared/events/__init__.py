@@ -19,7 +19,7 @@ from vuonminh.shared.events.catalog import (
     StockReserved,
 )
 from vuonminh.shared.events.envelope import Envelope, PoisonMessage, UnknownEventType
-from vuonminh.shared.events.logistics import ShipmentDispatched, ShipmentStatusChanged
+from vuonminh.shared.events.logistics import ShipmentDispatched, ShipmentDispatchedV2, ShipmentStatusChanged
 from vuonminh.shared.events.orders import (
     Buyer,
     BuyerAddress,
@@ -79,6 +79,7 @@ __all__ = [
     "SellerRegisteredV2",
     "StockAdjusted",
     "ShipmentDispatched",
+    "ShipmentDispatchedV2",
     "ShipmentStatusChanged",
     "StockReservationFailed",
     "StockReserved",

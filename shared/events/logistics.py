@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 
 from vuonminh.shared.events.base import EventPayload
-from vuonminh.shared.events.orders import Buyer
+from vuonminh.shared.events.orders import Buyer, PlacedBuyer
 from vuonminh.shared.events.topics import Topic
 from vuonminh.shared.events.types import Grams, ProvinceCode, Sku, UtcDatetime, Vnd, WardCode
 
@@ -40,6 +40,16 @@ class ShipmentDispatched(EventPayload):
 
     def aggregate_id(self) -> str:
         return self.shipment_id
+
+
+class ShipmentDispatchedV2(ShipmentDispatched):
+    """v2: the recipient is a placed order's buyer as the platform gives it (the phone often masked).
+    Published for marketplace orders (direct ones stay v1); a v1 payload reads as v2."""
+
+    TYPE: ClassVar[str] = "vuonminh.logistics.shipment_dispatched.v2"
+    TOPIC: ClassVar[str] = Topic.SHIPMENTS
+
+    recipient: PlacedBuyer  # type: ignore[assignment]
 
 
 # One state machine for every carrier's statuses (each carrier's codes map onto it). A state never
