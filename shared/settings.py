@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         validation_alias="VUONMINH_TRACE_DOMAIN",
     )
 
+    # -- analytics: who counts as a core seller (docs/architecture.md, "Analytics") -------------
+    # At least this many orders a day on at least `min_days` of the last `window_days` days.
+    core_seller_min_orders: int = Field(default=20, ge=1, validation_alias="VUONMINH_CORE_SELLER_MIN_ORDERS")
+    core_seller_window_days: int = Field(default=7, ge=1, le=366, validation_alias="VUONMINH_CORE_SELLER_WINDOW_DAYS")
+    core_seller_min_days: int = Field(default=5, ge=1, validation_alias="VUONMINH_CORE_SELLER_MIN_DAYS")
+
 
 @lru_cache
 def get_settings() -> Settings:

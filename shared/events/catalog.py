@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -68,6 +69,9 @@ class ProductListed(EventPayload):
     name: ShortText
     unit_weight_g: Grams
     ocop_stars: int | None = Field(default=None, ge=1, le=5)
+    # Added within v1 (optional): the last day the OCOP certificate is valid; an expired one stops
+    # the product counting as OCOP. None: not known (the stars are taken as current).
+    ocop_certificate_expires_on: date | None = None
 
     def aggregate_id(self) -> str:
         return self.sku
