@@ -31,7 +31,7 @@ from tenacity import RetryCallState
 
 from vuonminh.shared.events import Envelope, PoisonMessage, UnknownEventType, dead_letter_topic
 from vuonminh.shared.faults import crash_point
-from vuonminh.shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_FAILURES, HELD_PARTITIONS
+from vuonminh.shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_FAILURES, HELD_PARTITIONS
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.retry import retrying, until_done
 from vuonminh.shared.timeutil import utc_now
@@ -49,6 +49,7 @@ POLL_MAX_RECORDS = 200
 POLL_TIMEOUT_S = 0.5
 DEFAULT_HOLD_S = 30.0
 STUCK_CHECK_S = 20.0  # idle this long: check that nothing waits unfetched
+LAG_REPORT_S = 15.0  # how often a consumer publishes its lag (vuonminh_consumer_lag)
 
 
 class ConsumerStuck(ConnectionError):
@@ -106,6 +107,28 @@ class ConsumerRunner:
         self.held: dict[TopicPartition, Hold] = {}
         self._paused: set[TopicPartition] = set()
         self.last_poll_monotonic: float | None = None
+        # When the loop last turned: a poll, a (re)start of the client, or a retry of an outage.
+        # A loop that stops turning is not live (liveness), unlike one that waits out an outage.
+        self.last_turn_monotonic: float | None = None
+        self._stopping = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Graceful stop: the batch in hand is applied and its offsets committed, then the loop
+        leaves the group (its partitions move to another member at once) and `run` returns."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def _beat(self) -> None:
+        self.last_turn_monotonic = time.monotonic()
+
+    def stalled_for(self) -> float:
+        """Seconds since the loop last turned (0 before it first started)."""
+        if self.last_turn_monotonic is None:
+            return 0.0
+        return time.monotonic() - self.last_turn_monotonic
 
     def is_assigned(self) -> bool:
         return self._consumer is not None and self._consumer.is_assigned()
@@ -115,6 +138,9 @@ class ConsumerRunner:
         await until_done("consumer", self._run_one_consumer, group=self.group_id)
 
     async def _run_one_consumer(self) -> None:
+        self._beat()
+        if self.stopping:
+            return
         consumer = self._consumer_factory()
         try:
             await consumer.start()
@@ -127,10 +153,14 @@ class ConsumerRunner:
 
     async def _consume(self, consumer: LogConsumer) -> None:
         last_records = time.monotonic()
-        while True:
+        lag_reported_at = float("-inf")
+        while not self.stopping:
+            if time.monotonic() - lag_reported_at >= LAG_REPORT_S:
+                lag_reported_at = time.monotonic()
+                await self._report_lag(consumer)
             self._retry_expired_holds(consumer)
             records = await consumer.poll(max_records=POLL_MAX_RECORDS, timeout_s=POLL_TIMEOUT_S)
-            self.last_poll_monotonic = now = time.monotonic()
+            self.last_poll_monotonic = self.last_turn_monotonic = now = time.monotonic()
             if not records:
                 if now - last_records >= STUCK_CHECK_S:
                     last_records = now
@@ -153,6 +183,13 @@ class ConsumerRunner:
                     HELD_PARTITIONS.labels(self.group_id, partition[0]).dec()
             crash_point(f"{self.group_id}:after-effect-before-commit")
             await consumer.commit(positions)
+
+    async def _report_lag(self, consumer: LogConsumer) -> None:
+        try:
+            async with asyncio.timeout(5):
+                CONSUMER_LAG.labels(self.group_id).set(await consumer.lag())
+        except Exception as error:  # the log cannot answer now: the poll will say so
+            log.debug("consumer.lag_unmeasured", group=self.group_id, error=repr(error))
 
     async def _check_not_stuck(self, consumer: LogConsumer) -> None:
         """Nothing came for a while: fine if nothing waits, but a client that lost its broker
@@ -281,6 +318,7 @@ class ConsumerRunner:
 
         def give_up(state: RetryCallState) -> bool:
             nonlocal record_errors
+            self._beat()  # waiting out an outage is turning, not stalling
             error = state.outcome.exception() if state.outcome else None
             transient = error is not None and is_transient(error)
             HANDLER_FAILURES.labels(self.group_id, envelope.type, "transient" if transient else "error").inc()
