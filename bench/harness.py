@@ -41,7 +41,7 @@ from bench.stack import (
 )
 from vuonminh.shared.timeutil import utc_now, vietnam_day
 from vuonminh.wiring.demo import demo_catalog
-from vuonminh.wiring.testing import scratch_database
+from vuonminh.wiring.testing import operator_headers, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "signed.lua"
@@ -336,7 +336,7 @@ class Bench:
         recount = {ward: (n, int(gmv), round(int(grams) / 1000, 3)) for ward, n, gmv, grams in recount_rows}
         today = vietnam_day(utc_now())
         kpis = {}
-        async with httpx.AsyncClient(base_url=platform.analytics.url, timeout=30) as client:
+        async with httpx.AsyncClient(headers=operator_headers(), base_url=platform.analytics.url, timeout=30) as client:
             for ward in sorted({s["ward_code"] for s in demo_catalog()["sellers"]} | set(recount)):
                 response = await client.get(
                     f"/v1/kpis/communes/{ward}",

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from vuonminh.wiring.demo import demo_catalog, demo_listings
-from vuonminh.wiring.testing import TEST_SECRET, VuonminhProcess, asyncpg_dsn, eventually, free_port
+from vuonminh.wiring.testing import TEST_SECRET, VuonminhProcess, asyncpg_dsn, eventually, free_port, operator_headers
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = TEST_SECRET
@@ -243,7 +243,9 @@ async def start_kafka(workdir: Path, database_url: str, *, services: tuple[str, 
         if demo:
             # Through catalog's API, then until orders has learnt it: an order sent earlier
             # would be rejected as an unknown SKU.
-            async with httpx.AsyncClient(base_url=processes["catalog"].url, timeout=30) as client:
+            async with httpx.AsyncClient(
+                headers=operator_headers(), base_url=processes["catalog"].url, timeout=30
+            ) as client:
                 for seller in demo_catalog()["sellers"]:
                     (await client.post("/v1/sellers", json=seller)).raise_for_status()
                 for listing in demo_listings():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, Request, Response
+import structlog
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,7 +16,12 @@ from pydantic import BaseModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vuonminh.shared.auth import Authenticator, CredentialRegistry, Role, authorize, read_credentials
+from vuonminh.shared.backpressure import InFlightLimit
+from vuonminh.shared.ratelimit import RateLimits
 from vuonminh.shared.runtime import Platform, ServiceRuntime
+
+log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -76,6 +83,35 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
+DOCS_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+DOCS_STATIC_PREFIX = "/static-offline-docs"
+
+
+class OperatorOnlyPaths:
+    """The API docs and /metrics answer only the operator, unless made public by settings.
+
+    A path check per request; credentials are checked (the same way routes check them) only on
+    these paths, so other routes, signed webhooks included, pay nothing more.
+    """
+
+    def __init__(self, app: ASGIApp, *, paths: frozenset[str], prefixes: tuple[str, ...]) -> None:
+        self.app = app
+        self.paths = paths
+        self.prefixes = prefixes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path in self.paths or (self.prefixes and path.startswith(self.prefixes))):
+            request = Request(scope)
+            try:
+                await authorize(request, frozenset({Role.operator}), (Role.operator,))
+            except HTTPException as error:
+                response = JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def runtime_of(name: str) -> Callable[[Request], Awaitable[ServiceRuntime]]:
     # async: a plain `def` dependency would hop to a worker thread on every request.
     async def dependency(request: Request) -> ServiceRuntime:
@@ -128,6 +164,8 @@ def _ops_router() -> APIRouter:
             status_code=503 if unready else 200,
         )
 
+    # Operator only unless VUONMINH_PUBLIC_METRICS (OperatorOnlyPaths); VUONMINH_METRICS_PORT
+    # serves it on a port of its own as well.
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
@@ -136,14 +174,22 @@ def _ops_router() -> APIRouter:
 
 
 def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable[None]] | None = None) -> FastAPI:
+    authenticator = _authenticator_for(platform)
+    settings = platform.settings
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
+        refresh = asyncio.create_task(_refresh_credentials(platform, authenticator), name="credentials-refresh")
+        if settings.metrics_port:
+            _serve_metrics_port(settings.metrics_port)
         try:
             if on_started:
                 await on_started(platform)
             yield
         finally:
+            refresh.cancel()
+            await asyncio.gather(refresh, return_exceptions=True)
             await platform.stop()
 
     # The docs pages' scripts are served by the app itself: a laptop or a cluster without
@@ -155,13 +201,55 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.state.authenticator = authenticator
+    app.state.rate_limits = RateLimits.from_settings(settings)
+    guarded = set() if settings.public_api_docs else set(DOCS_PATHS)
+    if not settings.public_metrics:
+        guarded.add("/metrics")
+    if guarded:
+        prefixes = () if settings.public_api_docs else (DOCS_STATIC_PREFIX,)
+        app.add_middleware(OperatorOnlyPaths, paths=frozenset(guarded), prefixes=prefixes)
     app.add_middleware(BodySizeLimit)
+    # Added last, so it runs first: a shed request costs no body read.
+    app.add_middleware(InFlightLimit, max_in_flight=settings.max_in_flight)
     for runtime in platform.runtimes.values():
         if runtime.runs_api:
             app.include_router(runtime.spec.router)
     app.include_router(_ops_router())
     _document_raw_bodies(app, [model for rt in platform.runtimes.values() for model in rt.spec.raw_body_models])
     return app
+
+
+_metrics_ports: set[int] = set()
+
+
+def _serve_metrics_port(port: int) -> None:
+    """/metrics without credentials on its own port (a thread of prometheus_client), once per process."""
+    from prometheus_client import start_http_server
+
+    if port not in _metrics_ports:
+        start_http_server(port)
+        _metrics_ports.add(port)
+
+
+def _authenticator_for(platform: Platform) -> Authenticator:
+    """Checks callers with the token keys from settings and the credential records of the
+    databases of the services whose API this process serves (each holds the same records)."""
+    runtimes = list(platform.runtimes.values())
+    engines = [rt.engine for rt in runtimes if rt.runs_api]
+    registry = CredentialRegistry(source=lambda: read_credentials(engines))
+    return Authenticator.from_settings(runtimes[0].settings, registry)
+
+
+async def _refresh_credentials(platform: Platform, authenticator: Authenticator) -> None:
+    """Keeps the API's copy of the credential records fresh (new keys, revocations)."""
+    interval = next(iter(platform.runtimes.values())).settings.credentials_refresh_s
+    while True:
+        try:
+            await authenticator.registry.reload()
+        except Exception as error:  # the database may be down: keep the last copy, try again
+            log.warning("credentials.reload_failed", error=repr(error))
+        await asyncio.sleep(interval)
 
 
 def _document_raw_bodies(app: FastAPI, models: list[type[BaseModel]]) -> None:

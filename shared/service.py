@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import MetaData, Table
 
-from vuonminh.shared.inbox import Handler, processed_events_table
+from vuonminh.shared.auth import CREDENTIALS_TABLE, credentials_table
+from vuonminh.shared.inbox import BatchHandler, Handler, processed_events_table
 from vuonminh.shared.outbox import outbox_table
 
 if TYPE_CHECKING:
@@ -27,8 +28,9 @@ class ServiceSpec:
     # The service's own tables; `outbox` and `processed_events` are added to them here.
     metadata: MetaData
     router: APIRouter
-    # topic -> {event type -> handler}; one consumer group per service reads them all.
-    subscriptions: Mapping[str, Mapping[str, Handler]] = field(default_factory=dict)
+    # topic -> {event type -> handler}; one consumer group per service reads them all. A BatchHandler
+    # takes a run of consecutive events of its type at once (multi-row statements).
+    subscriptions: Mapping[str, Mapping[str, Handler | BatchHandler]] = field(default_factory=dict)
     # Bodies that routes read raw (a signature covers their bytes), named in the API docs.
     raw_body_models: tuple[type[BaseModel], ...] = ()
     # What the HTTP API needs to serve (readiness of the api part): "database" and/or "log".
@@ -41,7 +43,12 @@ class ServiceSpec:
     def __post_init__(self) -> None:
         # Every service's database holds its outbox and its inbox beside its business tables,
         # so one transaction covers the effect and its messages.
-        for name, define in (("outbox", outbox_table), ("processed_events", processed_events_table)):
+        # The credential records (shared/auth.py) too: each service checks callers on its own.
+        for name, define in (
+            ("outbox", outbox_table),
+            ("processed_events", processed_events_table),
+            (CREDENTIALS_TABLE, credentials_table),
+        ):
             if name not in self.metadata.tables:
                 define(self.metadata)
 

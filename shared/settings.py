@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # one cluster without seeing each other's events.
     kafka_namespace: str = Field(default="", validation_alias="VUONMINH_KAFKA_NAMESPACE")
     topic_partitions: int = Field(default=6, validation_alias="VUONMINH_TOPIC_PARTITIONS")
+    # Producer batching (shared/transport/kafka.py, ProducerBatching; docs/operations.md).
+    kafka_linger_ms: int = Field(default=5, ge=0, le=1000, validation_alias="VUONMINH_KAFKA_LINGER_MS")
+    kafka_batch_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias="VUONMINH_KAFKA_BATCH_BYTES")
+    kafka_compression: Literal["none", "gzip"] = Field(default="none", validation_alias="VUONMINH_KAFKA_COMPRESSION")
     log_level: str = Field(default="INFO", validation_alias="VUONMINH_LOG_LEVEL")
     log_json: bool = Field(default=False, validation_alias="VUONMINH_LOG_JSON")
     # Handler attempts before a message is parked on the dead-letter topic.
@@ -46,6 +50,9 @@ class Settings(BaseSettings):
     # Fault injection for the tests that kill processes: the process dies (SIGKILL) the first
     # time it reaches this named point. Never set in production.
     crash_point: str | None = Field(default=None, validation_alias="VUONMINH_CRASH_POINT")
+    # Requests one process serves at once; beyond it a request gets 503 + Retry-After at once
+    # (shared/backpressure.py). Bounds memory and, embedded, keeps the consumers' share of the loop.
+    max_in_flight: int = Field(default=256, ge=1, validation_alias="VUONMINH_MAX_IN_FLIGHT")
     # Longest wait for the log's acknowledgement of a webhook before answering 503 + Retry-After.
     intake_timeout_s: float = Field(default=2.0, gt=0, validation_alias="VUONMINH_INTAKE_TIMEOUT_S")
     # How often a consumer holding a partition at an event type newer than its code tries again.
@@ -63,6 +70,26 @@ class Settings(BaseSettings):
     # -- traces (shared/tracing.py) ------------------------------------------------------------
     # OTLP/HTTP endpoint of a collector (e.g. http://otel-collector:4318). Unset: no traces.
     otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+
+    # -- access (shared/auth.py, docs/architecture.md "Access") -----------------------------------
+    # The private key that signs tokens, `kid:<base64url Ed25519 seed>`: only where tokens are
+    # issued (`vuonminh tokens create`, the embedded run, which keeps one in the data dir).
+    token_signing_key: str | None = Field(default=None, validation_alias="VUONMINH_TOKEN_SIGNING_KEY")
+    # Public keys tokens are checked with, `kid:<base64url>` comma-separated: during a rotation the
+    # new and the old one. The signing key's own public key is always accepted.
+    token_verify_keys: str | None = Field(default=None, validation_alias="VUONMINH_TOKEN_VERIFY_KEYS")
+    # How often the API reloads its in-memory copy of API keys and revocations from its database.
+    credentials_refresh_s: float = Field(default=5.0, gt=0, validation_alias="VUONMINH_CREDENTIALS_REFRESH_S")
+    # Request rates on every route that declares its callers (not the signed webhooks), counted per
+    # process: per credential and per client IP ("off" disables one). Behind a proxy, run uvicorn
+    # with its forwarded-headers option so the client IP is the caller's.
+    rate_limit_per_key: str = Field(default="600/minute", validation_alias="VUONMINH_RATE_LIMIT_PER_KEY")
+    rate_limit_per_ip: str = Field(default="1200/minute", validation_alias="VUONMINH_RATE_LIMIT_PER_IP")
+    # /metrics and the API docs (/docs, /redoc, /openapi.json) answer only the operator unless set.
+    public_api_docs: bool = Field(default=False, validation_alias="VUONMINH_PUBLIC_API_DOCS")
+    public_metrics: bool = Field(default=False, validation_alias="VUONMINH_PUBLIC_METRICS")
+    # Serve /metrics also on this port, without credentials (for an in-cluster Prometheus).
+    metrics_port: int | None = Field(default=None, validation_alias="VUONMINH_METRICS_PORT")
 
     # -- topics (docs/operations.md, "Topics") --------------------------------------------------
     # Outside development no topic is created with fewer than 3 replicas or

@@ -15,6 +15,7 @@ from vuonminh.shared.app import create_app
 from vuonminh.shared.logging import configure_logging
 from vuonminh.shared.runtime import ROLES, SERVICE_NAMES, Platform, embedded_platform, kafka_platform
 from vuonminh.shared.settings import Settings, get_settings
+from vuonminh.wiring.access_cli import add_access_commands
 
 
 def _this_command() -> str:
@@ -29,11 +30,14 @@ def _serve(app: object, host: str, port: int) -> None:
 
 def cmd_run(args: argparse.Namespace) -> None:
     from vuonminh.orders.shops import secrets_key_for
+    from vuonminh.shared.auth import signing_key_for
 
     settings = get_settings()
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
     # The key that encrypts shops' webhook secrets: VUONMINH_SECRETS_KEY, else kept in the data dir.
     settings.secrets_key = secrets_key_for(settings, data_dir)
+    # The key that signs callers' tokens: VUONMINH_TOKEN_SIGNING_KEY, else kept in the data dir.
+    settings.token_signing_key = signing_key_for(settings, data_dir)
     platform = embedded_platform(settings, data_dir)
     base_url = f"http://{args.host}:{args.port}"
     command = _this_command()
@@ -41,6 +45,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     async def on_started(started: Platform) -> None:
         await started.wait_connected()
         shop_secrets: dict[str, str] = {}
+        keys = await _start_keys(started, demo=args.demo)
         if args.demo:
             from vuonminh.wiring.demo import load_demo_catalog, register_demo_shops
 
@@ -52,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         lines = [
             "",
             f"VươnMình is running (embedded: one process, SQLite files and a local log in {data_dir.resolve()})",
-            f"  API docs      {base_url}/docs",
+            f"  API docs      {base_url}/docs (operator only; VUONMINH_PUBLIC_API_DOCS=true opens them)",
             f"  Webhook       POST {base_url}/v1/webhooks/direct",
             f"  Orders        {base_url}/v1/orders",
             f"  Sellers       {base_url}/v1/sellers",
@@ -60,6 +65,10 @@ def cmd_run(args: argparse.Namespace) -> None:
             f"  KPIs          {base_url}/v1/kpis/communes/03390?from=2026-01-01&to=2026-12-31",
             f"  Readiness     {base_url}/readyz",
         ]
+        lines += ["  API keys made for this run (shown once; `vuonminh keys list|revoke` manage them):"]
+        lines += [f"    {who:<26}{key}" for who, key in keys.items()]
+        first_key = next(iter(keys.values()))
+        lines += ["  Call the API with one:", f"    curl -H 'Authorization: Bearer {first_key}' {base_url}/v1/orders"]
         if shop_secrets:
             lines += ["  Demo shops and their webhook secrets:"]
             lines += [f"    {shop}  {secret}" for shop, secret in shop_secrets.items()]
@@ -81,6 +90,23 @@ def cmd_run(args: argparse.Namespace) -> None:
         print("\n".join([*lines, ""]), file=sys.stderr, flush=True)
 
     _serve(create_app(platform, on_started=on_started), args.host, args.port)
+
+
+# The demo seller whose key `vuonminh run --demo` prints (an aggregator of Bình Lư).
+DEMO_SELLER_ID = "bl-co-ba-hong"
+
+
+async def _start_keys(platform: Platform, *, demo: bool) -> dict[str, str]:
+    """An operator key (and with the demo, a seller key) for this run, in every service's database."""
+    from vuonminh.shared.auth import Caller, Role, create_api_key
+
+    engines = [runtime.engine for runtime in platform.runtimes.values()]
+    label = "printed by vuonminh run"
+    keys = {"operator": await create_api_key(engines, Caller(Role.operator, "operator:embedded-run"), label=label)}
+    if demo:
+        seller = Caller(Role.seller, f"seller:{DEMO_SELLER_ID}", seller_ids=frozenset({DEMO_SELLER_ID}))
+        keys[f"seller {DEMO_SELLER_ID}"] = await create_api_key(engines, seller, label=label)
+    return keys
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -218,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.set_defaults(func=cmd_send_orders)
 
     add_shops_command(commands)
+    add_access_commands(commands)  # keys, tokens
     ops_cli.register(commands)  # topics, dlq
     return parser
 

@@ -30,6 +30,9 @@ PART_OF = "vuonminh"
 KAFKA_CLUSTER = "vuonminh"  # the Strimzi Kafka resource's name (overlays)
 IMAGE = "vuonminh"  # overlays set the registry and tag (kustomize `images:`)
 PORT = 8000
+# /metrics without credentials on a port of its own (VUONMINH_METRICS_PORT): on the main port it
+# answers only the operator; this one is reached only from the monitoring namespace (NetworkPolicy).
+METRICS_PORT = 9095
 UID = 10001  # the image's user (Dockerfile)
 
 # Partitions of every topic: the most workers of one service that can consume at once, so the
@@ -57,6 +60,7 @@ SHARED_CONFIG: dict[str, str] = {
     "VUONMINH_LOG_LEVEL": "INFO",
     "VUONMINH_SHUTDOWN_DRAIN_S": "15",
     "VUONMINH_CONSUMER_LIVENESS_S": "300",
+    "VUONMINH_METRICS_PORT": str(METRICS_PORT),
     # Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://otel-collector.monitoring:4318) in an
     # overlay to export them; unset, no traces are recorded.
 }
@@ -102,6 +106,13 @@ def _env(service: str) -> list[dict[str, Any]]:
             "valueFrom": {"secretKeyRef": {"name": f"vuonminh-{service}-database", "key": "url"}},
         }
     ]
+    # Public keys that bearer tokens are checked with (shared/auth.py); without them only API keys work.
+    env.append(
+        {
+            "name": "VUONMINH_TOKEN_VERIFY_KEYS",
+            "valueFrom": {"secretKeyRef": {"name": "vuonminh-auth", "key": "token-verify-keys", "optional": True}},
+        }
+    )
     if service == "orders":
         # The Fernet key(s) that encrypt shops' webhook secrets at rest (never a value in the repo).
         env.append(
@@ -155,7 +166,7 @@ def _pod_spec(service: str, role: str) -> dict[str, Any]:
         "name": "vuonminh",
         "image": IMAGE,
         "args": ["serve", service, "--role", role],
-        "ports": [{"name": "http", "containerPort": PORT}],
+        "ports": [{"name": "http", "containerPort": PORT}, {"name": "metrics", "containerPort": METRICS_PORT}],
         "envFrom": _env_from(service),
         "env": _env(service),
         "resources": RESOURCES[role],
@@ -204,7 +215,7 @@ def deployment(service: str, role: str) -> dict[str, Any]:
                     "labels": _labels(service, role),
                     "annotations": {
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": str(PORT),
+                        "prometheus.io/port": str(METRICS_PORT),
                         "prometheus.io/path": "/metrics",
                     },
                 },
@@ -354,21 +365,18 @@ def _kafka_egress() -> dict[str, Any]:
 
 
 def network_policy(service: str, component: str) -> dict[str, Any]:
+    ingress: list[dict[str, Any]] = []
     if component == "api":
         # Webhooks and users reach the API (through the ingress controller) on its port.
-        ingress = [{"ports": [{"protocol": "TCP", "port": PORT}]}]
-    elif component == "worker":
-        # Nothing calls a worker but the metrics scraper.
-        ingress = [
+        ingress.append({"ports": [{"protocol": "TCP", "port": PORT}]})
+    if component in ("api", "worker"):
+        # The metrics port only from the metrics scraper's namespace; nothing else calls a worker.
+        ingress.append(
             {
-                "from": [
-                    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
-                ],
-                "ports": [{"protocol": "TCP", "port": PORT}],
+                "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+                "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
             }
-        ]
-    else:
-        ingress = []
+        )
     egress = [_dns_egress(), _database_egress(service)]
     if component != "migrate":
         egress.append(_kafka_egress())

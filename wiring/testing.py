@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ import httpx
 
 from vuonminh.orders.webhooks import sign
 from vuonminh.shared.app import create_app
+from vuonminh.shared.auth import Caller, Role, SigningKey, issue_token
 from vuonminh.shared.runtime import Platform, embedded_platform
 from vuonminh.shared.settings import Settings
 
@@ -25,6 +26,60 @@ T = TypeVar("T")
 TEST_SECRET = "test-direct-secret"
 # A fixed Fernet key for the shops' secrets at rest (VUONMINH_SECRETS_KEY); tests only.
 TEST_SECRETS_KEY = "hcFW7IUv7fHaTfsHlbqUdJTqnXllTX2lA2gSFnFFpNU="
+# A fixed Ed25519 key that signs callers' tokens (VUONMINH_TOKEN_SIGNING_KEY); tests only.
+TEST_TOKEN_SIGNING_KEY = "test-1:icn0IItZ-CcggrM-f-5c57pY1NtfDnK5MhpjEZhpAe8"
+# What every test platform is started with (embedded_client adds them; a test starting a
+# `vuonminh` process passes them as environment variables via process_env()).
+TEST_SETTINGS: dict[str, Any] = {
+    "direct_secret": TEST_SECRET,
+    "secrets_key": TEST_SECRETS_KEY,
+    "token_signing_key": TEST_TOKEN_SIGNING_KEY,
+}
+
+
+def process_env() -> dict[str, str]:
+    """TEST_SETTINGS as the environment variables of a `vuonminh` process."""
+    return {
+        "VUONMINH_DIRECT_SECRET": TEST_SECRET,
+        "VUONMINH_SECRETS_KEY": TEST_SECRETS_KEY,
+        "VUONMINH_TOKEN_SIGNING_KEY": TEST_TOKEN_SIGNING_KEY,
+    }
+
+
+def auth_headers(
+    role: Role | str = Role.operator,
+    *,
+    seller_ids: set[str] | frozenset[str] = frozenset(),
+    shop_ids: set[str] | frozenset[str] = frozenset(),
+    ward_codes: set[str] | frozenset[str] = frozenset(),
+    province_codes: set[str] | frozenset[str] = frozenset(),
+    carrier: str | None = None,
+    subject: str | None = None,
+    ttl: timedelta = timedelta(hours=1),
+    token_id: str | None = None,
+    now: datetime | None = None,
+    signing_key: str = TEST_TOKEN_SIGNING_KEY,
+) -> dict[str, str]:
+    """An Authorization header with a token for this role and scope, signed with the test key.
+
+    e.g. `client.get("/v1/orders", headers=auth_headers(Role.seller, seller_ids={"co-ba-hong"}))`.
+    """
+    role = Role(role)
+    caller = Caller(
+        role=role,
+        subject=subject or f"test-{role.value}",
+        seller_ids=frozenset(seller_ids),
+        shop_ids=frozenset(shop_ids),
+        ward_codes=frozenset(ward_codes),
+        province_codes=frozenset(province_codes),
+        carrier=carrier,
+    )
+    token = issue_token(SigningKey.parse(signing_key), caller, ttl=ttl, token_id=token_id, now=now)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def operator_headers() -> dict[str, str]:
+    return auth_headers(Role.operator)
 
 
 async def eventually(
@@ -71,15 +126,21 @@ def encode(body: dict) -> bytes:
 
 
 @asynccontextmanager
-async def embedded_client(data_dir: Path, **settings: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
-    """The whole embedded platform in this event loop, with an HTTP client on its ASGI app."""
-    settings = {"direct_secret": TEST_SECRET, "secrets_key": TEST_SECRETS_KEY, **settings}
+async def embedded_client(
+    data_dir: Path, *, headers: dict[str, str] | None = None, **settings: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Platform]]:
+    """The whole embedded platform in this event loop, with an HTTP client on its ASGI app.
+
+    The client calls as the operator unless given other `headers` ({} for none); a request's own
+    headers (e.g. `auth_headers(Role.seller, ...)`) replace them for that request."""
+    settings = {**TEST_SETTINGS, **settings}
     platform = embedded_platform(Settings(**settings), data_dir)
     app = create_app(platform)
     async with app.router.lifespan_context(app):
         await platform.wait_connected()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://vuonminh.test") as client:
+        headers = operator_headers() if headers is None else headers
+        async with httpx.AsyncClient(transport=transport, base_url="http://vuonminh.test", headers=headers) as client:
             yield client, platform
 
 
@@ -166,7 +227,9 @@ class VuonminhProcess:
         self.args = [sys.executable, "-m", "vuonminh.wiring.cli", *args, "--port", str(self.port)]
         if args[0] == "serve":
             self.args += ["--host", "127.0.0.1"]
-        self.env = {**os.environ, "VUONMINH_LOG_LEVEL": "INFO", **env}
+        self.env = {**os.environ, "VUONMINH_LOG_LEVEL": "INFO", **process_env(), **env}
+        # The test signing key is in process_env(): these headers call as the operator.
+        self.headers = operator_headers()
         self.log_path = log_path
         self.process: Any = None
 
@@ -234,7 +297,7 @@ class VuonminhProcess:
     async def metric(self, name: str, **labels: str) -> float:
         """Sum of a Prometheus counter's samples matching the labels."""
         async with httpx.AsyncClient(timeout=5) as client:
-            text = (await client.get(f"{self.url}/metrics")).text
+            text = (await client.get(f"{self.url}/metrics", headers=self.headers)).text
         return metric_value(text, name, **labels)
 
 

@@ -14,9 +14,12 @@ from vuonminh.analytics import domain
 from vuonminh.analytics.models import CommuneKpis, DailyKpis, SellerOrderFact, ShipmentFact
 from vuonminh.shared.addresses import find_province, find_ward, province_code_of
 from vuonminh.shared.app import session_of
+from vuonminh.shared.auth import Caller, Role, require
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
 Session = Annotated[AsyncSession, Depends(session_of("analytics"))]
+# Officials read their communes' (or provinces') KPIs.
+Official = Annotated[Caller, Depends(require(Role.commune_official, Role.province_official))]
 
 
 @router.get(
@@ -27,11 +30,13 @@ Session = Annotated[AsyncSession, Depends(session_of("analytics"))]
 async def commune_kpis(
     ward_code: str,
     session: Session,
+    caller: Official,
     from_: Annotated[date, Query(alias="from", description="first day, YYYY-MM-DD")],
     to: Annotated[date, Query(description="last day (included), YYYY-MM-DD")],
 ) -> CommuneKpis:
     ward = find_ward(ward_code)
-    if ward is None:
+    # Another commune's KPIs answer as if it did not exist.
+    if ward is None or not caller.may_see_place(ward_code=ward_code, province_code=province_code_of(ward)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no 2025 commune/ward has code {ward_code!r}")
     problem = domain.check_range(from_, to)
     if problem:

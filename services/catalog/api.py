@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from sqlalchemy import ColumnElement, false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -13,6 +14,7 @@ from vuonminh.catalog.domain import CatalogError
 from vuonminh.catalog.models import Product, ProductIn, ProductOut, Seller, SellerIn, SellerOut
 from vuonminh.shared.addresses import find_province, find_ward
 from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -20,6 +22,32 @@ Runtime = Annotated[ServiceRuntime, Depends(runtime_of("catalog"))]
 Session = Annotated[AsyncSession, Depends(session_of("catalog"))]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0)]
+# Who reads the catalog: sellers their own, officials their communes/provinces' sellers.
+Reader = Annotated[Caller, Depends(require(Role.seller, Role.commune_official, Role.province_official))]
+Operator = Annotated[Caller, Depends(require(Role.operator))]
+SellerOrOperator = Annotated[Caller, Depends(require(Role.seller))]
+
+
+def visible_sellers(caller: Caller) -> ColumnElement[bool] | None:
+    """The sellers `caller` may see, as a condition on Seller (None: all of them)."""
+    if caller.is_operator:
+        return None
+    if caller.role is Role.seller:
+        return col(Seller.seller_id).in_(caller.seller_ids)
+    if caller.role is Role.commune_official:
+        return col(Seller.ward_code).in_(caller.ward_codes)
+    if caller.role is Role.province_official:
+        return col(Seller.province_code).in_(caller.province_codes)
+    return false()
+
+
+def visible_products(caller: Caller) -> ColumnElement[bool] | None:
+    sellers = visible_sellers(caller)
+    if sellers is None:
+        return None
+    if caller.role is Role.seller:
+        return col(Product.seller_id).in_(caller.seller_ids)
+    return col(Product.seller_id).in_(select(Seller.seller_id).where(sellers))
 
 
 def _seller_out(seller: Seller) -> SellerOut:
@@ -34,12 +62,15 @@ def _seller_out(seller: Seller) -> SellerOut:
 @router.get("/sellers", response_model=list[SellerOut])
 async def list_sellers(
     session: Session,
+    caller: Reader,
     ward_code: str | None = None,
     province_code: str | None = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[SellerOut]:
     query = select(Seller).order_by(col(Seller.seller_id)).limit(limit).offset(offset)
+    if (scope := visible_sellers(caller)) is not None:
+        query = query.where(scope)
     if ward_code:
         query = query.where(Seller.ward_code == ward_code)
     if province_code:
@@ -48,8 +79,11 @@ async def list_sellers(
 
 
 @router.get("/sellers/{seller_id}", response_model=SellerOut)
-async def get_seller(seller_id: str, session: Session) -> SellerOut:
-    seller = await session.get(Seller, seller_id)
+async def get_seller(seller_id: str, session: Session, caller: Reader) -> SellerOut:
+    query = select(Seller).where(Seller.seller_id == seller_id)
+    if (scope := visible_sellers(caller)) is not None:
+        query = query.where(scope)
+    seller = (await session.exec(query)).first()
     if seller is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"seller {seller_id!r} not found")
     return _seller_out(seller)
@@ -61,7 +95,7 @@ async def get_seller(seller_id: str, session: Session) -> SellerOut:
     status_code=status.HTTP_201_CREATED,
     summary="Register a seller (201; 200 when the same registration is repeated; 409 when it differs)",
 )
-async def register_seller(request: SellerIn, runtime: Runtime, response: Response) -> SellerOut:
+async def register_seller(request: SellerIn, runtime: Runtime, response: Response, _caller: Operator) -> SellerOut:
     try:
         async with runtime.unit_of_work() as uow:
             seller, created = await commands.register_seller(uow, request)
@@ -74,17 +108,22 @@ async def register_seller(request: SellerIn, runtime: Runtime, response: Respons
 
 @router.get("/products", response_model=list[ProductOut])
 async def list_products(
-    session: Session, seller_id: str | None = None, limit: Limit = 100, offset: Offset = 0
+    session: Session, caller: Reader, seller_id: str | None = None, limit: Limit = 100, offset: Offset = 0
 ) -> list[Product]:
     query = select(Product).order_by(col(Product.sku)).limit(limit).offset(offset)
+    if (scope := visible_products(caller)) is not None:
+        query = query.where(scope)
     if seller_id:
         query = query.where(Product.seller_id == seller_id)
     return list((await session.exec(query)).all())
 
 
 @router.get("/products/{sku}", response_model=ProductOut)
-async def get_product(sku: str, session: Session) -> Product:
-    product = await session.get(Product, sku)
+async def get_product(sku: str, session: Session, caller: Reader) -> Product:
+    query = select(Product).where(Product.sku == sku)
+    if (scope := visible_products(caller)) is not None:
+        query = query.where(scope)
+    product = (await session.exec(query)).first()
     if product is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"product {sku!r} not found")
     return product
@@ -96,9 +135,14 @@ async def get_product(sku: str, session: Session) -> Product:
     status_code=status.HTTP_201_CREATED,
     summary="Put a seller's product on sale (201; 200 when repeated as is; 409 when it differs)",
 )
-async def list_product(request: ProductIn, runtime: Runtime, response: Response) -> Product:
+async def list_product(request: ProductIn, runtime: Runtime, response: Response, caller: SellerOrOperator) -> Product:
+    if not caller.may_see_seller(request.seller_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"seller {request.seller_id!r} not found")
     try:
         async with runtime.unit_of_work() as uow:
+            existing = await uow.session.get(Product, request.sku)
+            if existing is not None and not caller.may_see_seller(existing.seller_id):
+                raise CatalogError(f"SKU {request.sku!r} belongs to another seller", status=status.HTTP_409_CONFLICT)
             product, created = await commands.list_product(uow, request)
     except CatalogError as error:
         raise HTTPException(error.status, error.message) from error

@@ -11,6 +11,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from vuonminh.shared.db import BigInt
+from vuonminh.shared.privacy import BuyerOut
 
 
 class LogisticsTable(SQLModel, registry=registry()):
@@ -52,3 +53,5 @@ class ShipmentOut(BaseModel):
     cod_amount_vnd: int
     items: list[dict[str, Any]]
     created_at: datetime
+    # Masked unless the caller is the operator, the selling seller or the carrier delivering it.
+    recipient: BuyerOut

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy import ColumnElement, false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,8 +31,9 @@ from vuonminh.orders.models import (
 )
 from vuonminh.shared.addresses import check_address_codes
 from vuonminh.shared.app import runtime_of, session_of
-from vuonminh.shared.events.orders import Buyer, BuyerAddress
+from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.metrics import WEBHOOK_LATENCY, WEBHOOKS
+from vuonminh.shared.privacy import buyer_out
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.transport import LogFull
 
@@ -39,6 +41,32 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1", tags=["orders"])
 Runtime = Annotated[ServiceRuntime, Depends(runtime_of("orders"))]
 Session = Annotated[AsyncSession, Depends(session_of("orders"))]
+# Who reads orders: a platform integration its shops', a seller those it sells in, officials
+# those of their communes' or provinces' sellers.
+Reader = Annotated[Caller, Depends(require(Role.platform, Role.seller, Role.commune_official, Role.province_official))]
+
+
+def _lines_where(caller: Caller) -> ColumnElement[bool] | None:
+    """The order lines `caller` may see (None: all of them)."""
+    if caller.role is Role.seller:
+        return col(OrderLineRow.seller_id).in_(caller.seller_ids)
+    if caller.role is Role.commune_official:
+        return col(OrderLineRow.seller_ward_code).in_(caller.ward_codes)
+    if caller.role is Role.province_official:
+        return col(OrderLineRow.seller_province_code).in_(caller.province_codes)
+    return None
+
+
+def visible_orders(caller: Caller) -> ColumnElement[bool] | None:
+    """The orders `caller` may see, as a condition on Order (None: all of them)."""
+    if caller.is_operator:
+        return None
+    if caller.role is Role.platform:
+        return col(Order.shop_id).in_(caller.shop_ids)
+    lines = _lines_where(caller)
+    if lines is None:
+        return false()
+    return col(Order.id).in_(select(OrderLineRow.order_id).where(lines))
 
 
 def _reply(status_code: int, body: dict, *, started: float, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -139,8 +167,11 @@ async def direct_order_webhook(request: Request, runtime: Runtime) -> JSONRespon
     return _reply(202, {"status": "accepted", "event_id": envelope.id, "key": envelope.subject}, started=started)
 
 
-async def _orders_out(session: AsyncSession, orders: Sequence[Order]) -> list[OrderOut]:
-    """The orders with their lines and what the parked ones wait for, in one query each for the page."""
+async def _orders_out(session: AsyncSession, orders: Sequence[Order], caller: Caller) -> list[OrderOut]:
+    """The orders with their lines and what the parked ones wait for, in one query each for the page.
+
+    A seller sees its own lines of an order, an official those of its communes' sellers. Buyers'
+    personal data is shown to the operator and the selling seller only (masked for the others)."""
     ids = [order.id for order in orders]
     lines_by_order: dict[str, list[OrderLineRow]] = defaultdict(list)
     waits_by_order: dict[str, list[OrderCatalogWait]] = defaultdict(list)
@@ -150,16 +181,19 @@ async def _orders_out(session: AsyncSession, orders: Sequence[Order]) -> list[Or
             .where(col(OrderLineRow.order_id).in_(ids))
             .order_by(col(OrderLineRow.order_id), col(OrderLineRow.line_no))
         )
+        if (lines_scope := _lines_where(caller)) is not None:
+            query = query.where(lines_scope)
         for line in (await session.exec(query)).all():
             lines_by_order[line.order_id].append(line)
         if any(order.status == "awaiting_catalog" for order in orders):
             waits = select(OrderCatalogWait).where(col(OrderCatalogWait.order_id).in_(ids))
             for wait in (await session.exec(waits.order_by(col(OrderCatalogWait.ref)))).all():
                 waits_by_order[wait.order_id].append(wait)
-    return [_order_out(order, lines_by_order[order.id], waits_by_order[order.id]) for order in orders]
+    reveal = caller.role in (Role.operator, Role.seller)  # a seller sees only orders it sells in
+    return [_order_out(order, lines_by_order[order.id], waits_by_order[order.id], reveal) for order in orders]
 
 
-def _order_out(order: Order, lines: list[OrderLineRow], waits: list[OrderCatalogWait]) -> OrderOut:
+def _order_out(order: Order, lines: list[OrderLineRow], waits: list[OrderCatalogWait], reveal: bool) -> OrderOut:
     awaiting = None
     if order.status == "awaiting_catalog":
         awaiting = AwaitingCatalogOut(
@@ -177,12 +211,13 @@ def _order_out(order: Order, lines: list[OrderLineRow], waits: list[OrderCatalog
         received_at=order.received_at,
         livestream_id=order.livestream_id,
         payment_method=order.payment_method,  # type: ignore[arg-type]
-        buyer=Buyer(
+        buyer=buyer_out(
             name=order.buyer_name,
             phone=order.buyer_phone,
-            address=BuyerAddress(
-                province_code=order.buyer_province_code, ward_code=order.buyer_ward_code, line=order.buyer_address_line
-            ),
+            province_code=order.buyer_province_code,
+            ward_code=order.buyer_ward_code,
+            line=order.buyer_address_line,
+            reveal=reveal,
         ),
         lines=[OrderLineOut.model_validate(line, from_attributes=True) for line in lines],
         total_vnd=order.total_vnd,
@@ -196,6 +231,7 @@ def _order_out(order: Order, lines: list[OrderLineRow], waits: list[OrderCatalog
 @router.get("/orders", response_model=list[OrderOut], summary="Orders, by shop and the shop's order id")
 async def list_orders(
     session: Session,
+    caller: Reader,
     shop_id: str | None = None,
     order_id: Annotated[str | None, Query(description="the shop's own order id")] = None,
     status_: Annotated[str | None, Query(alias="status", pattern="^(placed|rejected|awaiting_catalog)$")] = None,
@@ -203,18 +239,23 @@ async def list_orders(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[OrderOut]:
     query = select(Order).order_by(col(Order.placed_at).desc(), col(Order.id)).limit(limit).offset(offset)
+    if (scope := visible_orders(caller)) is not None:
+        query = query.where(scope)
     if shop_id:
         query = query.where(Order.shop_id == shop_id)
     if order_id:
         query = query.where(Order.external_order_id == order_id)
     if status_:
         query = query.where(Order.status == status_)
-    return await _orders_out(session, (await session.exec(query)).all())
+    return await _orders_out(session, (await session.exec(query)).all(), caller)
 
 
 @router.get("/orders/{id}", response_model=OrderOut)
-async def get_order(id: str, session: Session) -> OrderOut:  # noqa: A002 - the API's name for it
-    order = await session.get(Order, id)
+async def get_order(id: str, session: Session, caller: Reader) -> OrderOut:  # noqa: A002 - the API's name for it
+    query = select(Order).where(Order.id == id)
+    if (scope := visible_orders(caller)) is not None:
+        query = query.where(scope)
+    order = (await session.exec(query)).first()
     if order is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"order {id!r} not found")
-    return (await _orders_out(session, [order]))[0]
+    return (await _orders_out(session, [order], caller))[0]

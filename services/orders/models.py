@@ -14,6 +14,7 @@ from sqlmodel import Field, SQLModel
 from vuonminh.shared.db import BigInt
 from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannel
 from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, UtcDatetime
+from vuonminh.shared.privacy import BuyerOut
 
 OrderStatus = Literal["awaiting_catalog", "placed", "rejected"]
 
@@ -181,7 +182,7 @@ class OrderOut(BaseModel):
     received_at: datetime
     livestream_id: str | None
     payment_method: PaymentMethod
-    buyer: Buyer
+    buyer: BuyerOut  # masked unless the caller is the operator or the selling seller
     lines: list[OrderLineOut]
     total_vnd: int
     total_weight_g: int

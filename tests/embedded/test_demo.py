@@ -17,6 +17,10 @@ def _printed_shop_secrets(log: str) -> dict[str, str]:
     return dict(re.findall(r"--shop (\S+)=(whsec_\S+)", log))
 
 
+def _printed_keys(log: str) -> dict[str, str]:
+    return {who.strip(): key for who, key in re.findall(r"^ {4}(operator|seller \S+)\s+(vmk_\S+)$", log, re.M)}
+
+
 async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restarts(tmp_path):
     data_dir = tmp_path / "data"
     # No global secret: the demo shops sign with their own.
@@ -26,6 +30,8 @@ async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restart
         run.start()
         await run.wait_ready()
         secrets = _printed_shop_secrets(run.log_tail(200))
+        keys = _printed_keys(run.log_tail(200))
+        assert set(keys) == {"operator", "seller bl-co-ba-hong"}, run.log_tail(200)
         assert set(secrets) == set(demo_catalog()["shops"])
         assert len(set(secrets.values())) == len(secrets)
 
@@ -41,13 +47,21 @@ async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restart
         assert sent.returncode == 0, sent.stdout + sent.stderr
         assert "'202': 6" in sent.stdout
 
+        # The printed keys call the API: the operator sees every order, the seller its own lines.
+        operator = {"Authorization": f"Bearer {keys['operator']}"}
+        seller = {"Authorization": f"Bearer {keys['seller bl-co-ba-hong']}"}
+
         async def placed():
-            async with httpx.AsyncClient(base_url=run.url) as client:
+            async with httpx.AsyncClient(headers=operator, base_url=run.url) as client:
                 found = (await client.get("/v1/orders", params={"status": "placed"})).json()
             return found if len(found) == 6 else None
 
         orders = await eventually(placed, timeout_s=60)
         assert {order["shop_id"] for order in orders} <= set(secrets)
+        async with httpx.AsyncClient(headers=seller, base_url=run.url) as client:
+            own = (await client.get("/v1/orders")).json()
+            assert (await client.get("/v1/sellers")).json()[0]["seller_id"] == "bl-co-ba-hong"
+        assert all(line["seller_id"] == "bl-co-ba-hong" for order in own for line in order["lines"])
 
         run.stop()
         run.log_path.write_text("")

@@ -15,7 +15,7 @@ import pytest
 from vuonminh.shared.timeutil import utc_now, vietnam_day
 from vuonminh.wiring.demo import demo_catalog
 from vuonminh.wiring.sender import SendReport, send_orders
-from vuonminh.wiring.testing import TEST_SECRET, VuonminhProcess, eventually
+from vuonminh.wiring.testing import TEST_SECRET, VuonminhProcess, eventually, operator_headers
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ async def _all_orders(client: httpx.AsyncClient) -> list[dict]:
 async def _check_exactly_once(base_url: str, report: SendReport) -> None:
     acknowledged = set(report.accepted_order_ids)
     assert len(acknowledged) == ORDERS  # the sender retried through the restart, as shops do
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=base_url, timeout=30) as client:
 
         async def everything_stored():
             orders = await _all_orders(client)

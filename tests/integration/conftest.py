@@ -37,6 +37,7 @@ from vuonminh.wiring.testing import (
     eventually,
     fetch_rows,
     free_port,
+    operator_headers,
     scratch_database,
     seed_catalog,
 )
@@ -124,7 +125,7 @@ def seed_catalog_via(count_rows):
     """Seeds the test catalog through catalog's API, then waits until orders has replicated it."""
 
     async def seed(catalog: VuonminhProcess) -> None:
-        async with httpx.AsyncClient(base_url=catalog.url) as client:
+        async with httpx.AsyncClient(headers=operator_headers(), base_url=catalog.url) as client:
             await seed_catalog(client)
 
         async def replicated() -> bool:

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from vuonminh.shared.dlq import DeadLetters, KafkaDeadLetterLog
-from vuonminh.wiring.testing import asyncpg_dsn, encode, eventually, order_body, signed_headers
+from vuonminh.wiring.testing import asyncpg_dsn, encode, eventually, operator_headers, order_body, signed_headers
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ async def test_dead_letters_are_listed_shown_and_replayed_on_kafka(
         "ALTER TABLE analytics.seller_order_facts ADD CONSTRAINT block_big_sales CHECK (gmv_vnd < 1000000)",
     )
     big = encode(order_body("BIG-1", items=[{"sku": "MIEN-DONG-500", "quantity": 20, "unit_price_vnd": 65000}]))
-    async with httpx.AsyncClient(base_url=stack["orders"].url) as orders:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["orders"].url) as orders:
         for raw in (big, encode(order_body("SMALL-1"))):
             assert (
                 await orders.post("/v1/webhooks/direct", content=raw, headers=signed_headers(raw))

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from vuonminh.wiring.testing import encode, eventually, order_body, signed_headers
+from vuonminh.wiring.testing import encode, eventually, operator_headers, order_body, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ TWO_SELLERS = [
 
 
 async def _send(stack, prefix):
-    async with httpx.AsyncClient(base_url=stack["orders"].url) as orders:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["orders"].url) as orders:
         for n in range(ORDERS):
             body = encode(order_body(f"{prefix}-{n}", items=TWO_SELLERS))
             # Like a shop, retry until acknowledged: orders may be down for a restart.

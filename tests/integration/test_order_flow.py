@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from vuonminh.shared.timeutil import utc_now, vietnam_day
-from vuonminh.wiring.testing import encode, eventually, order_body, signed_headers
+from vuonminh.wiring.testing import encode, eventually, operator_headers, order_body, signed_headers
 
 pytestmark = pytest.mark.integration
 
@@ -13,7 +13,7 @@ async def test_an_order_flows_through_all_four_services(start_stack, seed_catalo
     stack = await start_stack()
     await seed_catalog_via(stack["catalog"])
 
-    async with httpx.AsyncClient(base_url=stack["orders"].url) as orders:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["orders"].url) as orders:
         body = encode(
             order_body(
                 "TT-FLOW-1",
@@ -35,7 +35,7 @@ async def test_an_order_flows_through_all_four_services(start_stack, seed_catalo
     assert order["status"] == "placed"
     assert order["total_vnd"] == 4 * 65000 + 2 * 180000
 
-    async with httpx.AsyncClient(base_url=stack["logistics"].url) as logistics:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["logistics"].url) as logistics:
 
         async def shipments():
             found = (await logistics.get("/v1/shipments", params={"order_id": order["id"]})).json()
@@ -49,7 +49,7 @@ async def test_an_order_flows_through_all_four_services(start_stack, seed_catalo
 
     # Sales count on the day the order was placed, shipments on the day they were dispatched.
     today = vietnam_day(utc_now()).isoformat()
-    async with httpx.AsyncClient(base_url=stack["analytics"].url) as analytics:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["analytics"].url) as analytics:
 
         async def kpis():
             found = (await analytics.get("/v1/kpis/communes/03390", params={"from": "2026-11-20", "to": today})).json()

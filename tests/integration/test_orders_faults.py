@@ -19,6 +19,7 @@ from vuonminh.wiring.testing import (
     check_orders_upgrade_keeps_stored_orders,
     encode,
     eventually,
+    operator_headers,
     order_body,
     signed_headers,
 )
@@ -37,7 +38,7 @@ async def _post(client: httpx.AsyncClient, body: dict, secret: str = TEST_SECRET
 async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, seed_catalog_via, count_rows):
     stack = await start_stack()
     await seed_catalog_via(stack["catalog"])
-    async with httpx.AsyncClient(base_url=stack["orders"].url, timeout=30) as orders:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["orders"].url, timeout=30) as orders:
         # The catalog late: the order names a product catalog has not listed yet.
         unit_price = MAX_VND // (MAX_ORDER_ITEMS * MAX_QUANTITY)
         item = {"sku": SACHET["sku"], "quantity": MAX_QUANTITY, "unit_price_vnd": unit_price}
@@ -47,7 +48,7 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
             return await count_rows("SELECT count(*) FROM orders.order_catalog_waits WHERE ref = 'CHE-GOI-5G'") == 1
 
         await eventually(parked, timeout_s=30)
-        async with httpx.AsyncClient(base_url=stack["catalog"].url) as catalog:
+        async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["catalog"].url) as catalog:
             assert (await catalog.post("/v1/products", json=SACHET)).status_code == 201
 
         # Over the limits: refused at once, naming the field.
@@ -209,7 +210,7 @@ async def _shops_and_outage(start_service, seed_catalog_via, database_url, count
     own = _shops_command(database_url, "add", "tts-binh-lu", "--seller", "co-ba-hong")
     other = _shops_command(database_url, "add", "tts-thai-nguyen")
 
-    async with httpx.AsyncClient(base_url=orders.url, timeout=30) as client:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=orders.url, timeout=30) as client:
         # A shop added by the operator's command is taken at once, with its own secret only.
         assert (await _post(client, order_body("SHOP-1", shop_id="tts-binh-lu"), own)).status_code == 202
         for wrong in (other, TEST_SECRET):  # another shop's secret; a secret of no shop

@@ -4,7 +4,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from vuonminh.wiring.testing import dead_letters, encode, eventually, order_body, signed_headers
+from vuonminh.wiring.testing import dead_letters, encode, eventually, operator_headers, order_body, signed_headers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ async def test_an_event_type_newer_than_the_consumer_holds_its_partition_and_is_
     finally:
         await producer.stop()
 
-    async with httpx.AsyncClient(base_url=orders.url) as client:
+    async with httpx.AsyncClient(headers=operator_headers(), base_url=orders.url) as client:
         for n in range(ORDERS):
             body = encode(order_body(f"ROLLING-{n}"))
             response = await client.post("/v1/webhooks/direct", content=body, headers=signed_headers(body))
