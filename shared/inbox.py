@@ -35,6 +35,7 @@ from vuonminh.shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_CONSUMED
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.retry import retrying, until_done
 from vuonminh.shared.timeutil import utc_now
+from vuonminh.shared.tracing import consumer_spans
 from vuonminh.shared.transient import is_transient
 from vuonminh.shared.transport import LogConsumer, LogProducer
 from vuonminh.shared.transport.base import TopicPartition
@@ -112,6 +113,8 @@ class ConsumerRunner:
         hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         self.group_id = group_id
+        # The service a group belongs to (vuonminh.<service>), for its spans.
+        self._service = group_id.rsplit(".", 1)[-1]
         self.topics = tuple(topics)
         self._handlers = handlers
         self._consumer_factory = consumer_factory
@@ -295,12 +298,16 @@ class ConsumerRunner:
             for index, (handler, envelopes) in enumerate(_runs(fresh)):
                 if isinstance(handler, BatchHandler):
                     uow.caused_by = None
-                    await handler.apply(uow, envelopes)
+                    with consumer_spans(self._service, self.group_id, envelopes):
+                        await handler.apply(uow, envelopes)
                 else:
                     (envelope,) = envelopes
                     uow.caused_by = envelope
-                    with structlog.contextvars.bound_contextvars(
-                        event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
+                    with (
+                        structlog.contextvars.bound_contextvars(
+                            event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
+                        ),
+                        consumer_spans(self._service, self.group_id, envelopes),
                     ):
                         await handler(uow, envelope)
                 applied.extend(envelopes)
@@ -386,7 +393,8 @@ class ConsumerRunner:
             )
             if seen is not None:
                 return False
-            await handler(uow, envelope)
+            with consumer_spans(self._service, self.group_id, (envelope,)):
+                await handler(uow, envelope)
             # The primary key makes a racing duplicate fail here and roll the effect back.
             await uow.session.exec(
                 insert(self._processed).values(
