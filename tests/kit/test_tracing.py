@@ -143,3 +143,18 @@ def test_spans_are_exported_by_otlp_when_an_endpoint_is_set_and_not_otherwise(tm
         server.shutdown()
     assert [path for path, _ in received] == ["/v1/traces"]
     assert b"exported-span" in received[0][1] and b"vuonminh-orders" in received[0][1]
+
+
+def test_log_lines_written_in_a_span_name_its_trace():
+    from vuonminh.shared.logging import add_trace_ids
+
+    assert add_trace_ids(None, "info", {"event": "outside"}) == {"event": "outside"}
+    with trace.get_tracer("test").start_as_current_span("handling") as span:
+        line = add_trace_ids(None, "info", {"event": "inside", "event_id": "e1"})
+    context = span.get_span_context()
+    assert line == {
+        "event": "inside",
+        "event_id": "e1",
+        "trace_id": f"{context.trace_id:032x}",
+        "span_id": f"{context.span_id:016x}",
+    }
