@@ -96,14 +96,14 @@ def consumer_spans(service: str, group: str, envelopes: Sequence[Any]) -> Iterat
     With one event its span is also the current one (spans the handler opens nest under it)."""
     spans = [
         _tracer.start_span(
-            f"{envelope.topic or 'event'} process",
+            f"{str(envelope.topic) or 'event'} process",
             context=_context_of(envelope.traceparent),
             kind=SpanKind.CONSUMER,
             attributes={
                 SERVICE_ATTRIBUTE: service,
                 "messaging.system": "kafka",
                 "messaging.operation.type": "process",
-                "messaging.destination.name": envelope.topic,
+                "messaging.destination.name": str(envelope.topic),
                 "messaging.consumer.group.name": group,
                 "messaging.message.id": envelope.id,
                 "cloudevents.event_type": envelope.type,
