@@ -6,10 +6,6 @@ metric they use is defined here or in a service's metrics module): rename one, r
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
@@ -64,58 +60,14 @@ LOCAL_LOG_BYTES = Gauge(
 )
 
 
-# -- calls to the outside: carriers' status callbacks, marketplace platforms' APIs ---------------
+# -- the outside: carriers' status callbacks (platform API calls: services/orders/metrics.py) -----
 CARRIER_CALLBACKS = Counter(
     "vuonminh_carrier_callbacks_total",
     "Status callbacks received from carriers, by result",
     ["carrier", "result"],  # result: ok | duplicate | bad_signature | invalid | error
-)
-PLATFORM_API_CALLS = Counter(
-    "vuonminh_platform_api_calls_total",
-    "Calls to a marketplace platform's API (order fetch, token refresh...), by result",
-    ["platform", "operation", "result"],  # result: ok | http_<status> | timeout | error
-)
-PLATFORM_API_LATENCY = Histogram(
-    "vuonminh_platform_api_seconds",
-    "Duration of calls to a marketplace platform's API",
-    ["platform", "operation"],
-    buckets=(0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
 
 def record_carrier_callback(carrier: str, result: str) -> None:
     """Counts one carrier callback: `result` is ok, duplicate, bad_signature, invalid or error."""
     CARRIER_CALLBACKS.labels(carrier, result).inc()
-
-
-class PlatformCall:
-    """What `platform_api_call` yields: set `result` (e.g. from the HTTP status) before leaving."""
-
-    def __init__(self) -> None:
-        self.result = "ok"
-
-    def http_status(self, status_code: int) -> None:
-        self.result = "ok" if status_code < 400 else f"http_{status_code}"
-
-
-@contextmanager
-def platform_api_call(platform: str, operation: str) -> Iterator[PlatformCall]:
-    """Times and counts one call to a platform's API; an exception counts as timeout or error.
-
-    with platform_api_call("tiktok-shop", "get_order") as call:
-        response = await client.get(...)
-        call.http_status(response.status_code)
-    """
-    call = PlatformCall()
-    started = time.perf_counter()
-    try:
-        yield call
-    except TimeoutError:
-        call.result = "timeout"
-        raise
-    except Exception as error:
-        call.result = "timeout" if "Timeout" in type(error).__name__ else "error"
-        raise
-    finally:
-        PLATFORM_API_LATENCY.labels(platform, operation).observe(time.perf_counter() - started)
-        PLATFORM_API_CALLS.labels(platform, operation, call.result).inc()

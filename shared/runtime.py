@@ -61,6 +61,8 @@ class ServiceRuntime:
         self.settings = settings
         self.role = role
         self.engine = engine
+        # For a service's own consumers beside the inbox (e.g. orders' platform fetcher).
+        self.transport = transport
         self.sessions = db.session_factory(engine)
         self.producer: LogProducer = transport.producer(client_id=f"vuonminh-{spec.name}")
         self.log_connected = False

@@ -12,5 +12,15 @@ from __future__ import annotations
 PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "liveness probe",
     ("GET", "/readyz"): "readiness probe",
-    ("POST", "/v1/webhooks/direct"): "signed with the shop's secret (X-VuonMinh-Signature)",
+    (
+        "GET",
+        "/01/{gtin}/10/{lot_code}",
+    ): "a lot's trace page (GS1 Digital Link on the package): public, no personal data",
+    (
+        "POST",
+        "/v1/webhooks/direct",
+    ): "signed with the shop's secret (Standard Webhooks; X-VuonMinh-Signature deprecated)",
+    ("POST", "/v1/webhooks/tiktok-shop"): "signed by TikTok Shop (Authorization: HMAC of app key + body)",
+    ("POST", "/v1/webhooks/shopee"): "signed by Shopee (Authorization: HMAC of callback URL | body)",
+    ("POST", "/v1/webhooks/lazada"): "signed by Lazada (Authorization: HMAC of app key + body)",
 }

@@ -6,14 +6,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from vuonminh.shared.events import (
     OrderItem,
     OrderLine,
     OrderPlaced,
+    OrderPlacedV2,
     OrderReceived,
     OrderRejectedV2,
+    OrderRejectedV3,
     RejectionReasonV2,
 )
 from vuonminh.shared.events.orders import order_key
@@ -113,8 +116,13 @@ def decide(
     for the catalog; once `waited_s` is given (the wait is over), it is rejected for them.
     """
 
+    # Direct orders keep the types their readers know; marketplace orders need the widened channel list.
+    direct = received.channel == "direct"
+    placed_type = OrderPlaced if direct else OrderPlacedV2
+    rejected_type = OrderRejectedV2 if direct else OrderRejectedV3
+
     def rejected(reasons: list[RejectionReasonV2]) -> OrderRejectedV2:
-        return OrderRejectedV2(
+        return rejected_type(
             order_id=order_id,
             channel=received.channel,
             shop_id=received.shop_id,
@@ -180,7 +188,9 @@ def decide(
                 line_weight_g=item.quantity * product.unit_weight_g,
             )
         )
-    return OrderPlaced(
+    extra = {} if direct else {"buyer_legacy_district": getattr(received, "buyer_legacy_district", None)}
+    return placed_type(
+        **extra,
         order_id=order_id,
         channel=received.channel,
         shop_id=received.shop_id,
@@ -238,3 +248,55 @@ def differences(stored: Any, incoming: Any, path: str = "") -> list[str]:
             found += differences(old, new, f"{path}[{index}]")
         return found
     return [] if stored == incoming else [path]
+
+
+# -- the order's life after intake ------------------------------------------------------------------------
+# Our statuses in the order they follow each other; cancelled and rejected end an order's life.
+LIFECYCLE_RANK = {
+    "awaiting_payment": 0,
+    "awaiting_catalog": 0,
+    "placed": 1,
+    "confirmed": 2,
+    "shipped": 3,
+    "delivered": 4,
+    "returned": 5,
+}
+FINAL = frozenset({"cancelled", "rejected"})
+# A platform's state (each platform's own statuses map onto these, see channels/) in its order.
+PLATFORM_RANK = {"unpaid": 0, "to_ship": 1, "shipped": 2, "delivered": 3, "returned": 4, "cancelled": 5}
+# What a platform state moves our order to, once it is placed.
+FROM_PLATFORM = {"shipped": "shipped", "delivered": "delivered", "returned": "returned"}
+# What logistics' shipment states move the order to.
+FROM_SHIPMENT = {
+    "picked_up": "shipped",
+    "in_transit": "shipped",
+    "out_for_delivery": "shipped",
+    "delivered": "delivered",
+    "returned": "returned",
+}
+
+
+def is_stale_platform_state(
+    current: str | None, current_at: datetime | None, incoming: str, incoming_at: datetime
+) -> bool:
+    """A platform status older than the one applied, or earlier in the order's life: kept in the
+    history, never moving the order back."""
+    if current is None:
+        return False
+    if current == "cancelled":
+        return True
+    if current_at is not None and incoming_at < current_at:
+        return True
+    return PLATFORM_RANK[incoming] < PLATFORM_RANK[current]
+
+
+def moves_forward(current: str, target: str) -> bool:
+    """Whether our order may go from `current` to `target` (never backwards, never out of an end)."""
+    if current in FINAL or target not in LIFECYCLE_RANK:
+        return False
+    return LIFECYCLE_RANK[target] > LIFECYCLE_RANK[current]
+
+
+def may_cancel(current: str) -> bool:
+    """Cancelled before dispatch: a shipped order is not cancelled (its return is)."""
+    return current in ("awaiting_payment", "awaiting_catalog", "placed", "confirmed")

@@ -16,17 +16,41 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vuonminh.orders import domain
 from vuonminh.orders.metrics import ORDER_CONFLICTS, ORDERS_AWAITING_CATALOG
-from vuonminh.orders.models import KnownProduct, KnownSeller, Order, OrderCatalogWait, OrderLineRow
+from vuonminh.orders.models import (
+    KnownProduct,
+    KnownSeller,
+    Order,
+    OrderCatalogWait,
+    OrderLineRow,
+    OrderStatusEntry,
+    PlatformListing,
+)
+from vuonminh.orders.queries import livestream_for
+from vuonminh.shared.addresses import check_address_codes
 from vuonminh.shared.events import (
     Buyer,
     BuyerAddress,
     Envelope,
+    ListingPublished,
+    OrderCancelled,
+    OrderConfirmed,
     OrderItem,
     OrderPlaced,
     OrderReceived,
+    OrderReceivedV2,
+    OrderRejectedV2,
+    OrderRejectedV3,
+    OrderStatusChanged,
+    PlatformItem,
     ProductListed,
+    RejectionReasonV2,
     SellerRegistered,
+    SellerRegisteredV2,
+    ShipmentStatusChanged,
+    StockReservationFailed,
+    StockReserved,
 )
+from vuonminh.shared.events.orders import PlacedBuyer
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
@@ -39,7 +63,8 @@ SWEEP_BATCH = 500
 
 
 async def on_seller_registered(uow: UnitOfWork, envelope: Envelope) -> None:
-    event = envelope.data_as(SellerRegistered)
+    # v1 and v2 carry the same fields orders keeps (v2 changed only the kinds).
+    event = envelope.data_as(SellerRegisteredV2 if envelope.type == SellerRegisteredV2.TYPE else SellerRegistered)
     await uow.session.merge(
         KnownSeller(
             seller_id=event.seller_id, name=event.name, province_code=event.province_code, ward_code=event.ward_code
@@ -110,7 +135,35 @@ async def _locked_order(session: AsyncSession, order_id: str) -> Order | None:
 
 
 def received_from(order: Order) -> OrderReceived:
-    """The stored version of an order, as the shop sent it."""
+    """The stored version of an order, as the shop sent it.
+
+    A marketplace order is built without validation (its channel is not v1's, its SKUs are the
+    platform's until mapped): it is only read by the rules, never published as such.
+    """
+    if order.channel != "direct":
+        received = OrderReceived.model_construct(
+            channel=order.channel,
+            shop_id=order.shop_id,
+            order_id=order.external_order_id,
+            placed_at=order.placed_at,
+            livestream_id=order.livestream_id,
+            buyer=PlacedBuyer(
+                name=order.buyer_name,
+                phone=order.buyer_phone,
+                address=BuyerAddress.model_construct(
+                    province_code=order.buyer_province_code,
+                    ward_code=order.buyer_ward_code,
+                    line=order.buyer_address_line,
+                ),
+            )
+            if order.buyer_ward_code
+            else None,
+            items=tuple(PlatformItem.model_validate(item) for item in order.items),
+            payment_method=order.payment_method,
+            received_at=order.received_at,
+        )
+        object.__setattr__(received, "buyer_legacy_district", order.buyer_legacy_district)  # read by domain.decide
+        return received
     return OrderReceived(
         channel=order.channel,  # type: ignore[arg-type]
         shop_id=order.shop_id,
@@ -194,9 +247,59 @@ async def _catalog_for(
     return products, sellers
 
 
+async def _mapped(session: AsyncSession, received: OrderReceived) -> OrderReceived:
+    """A marketplace order's items with catalog SKUs: the seller SKU when it is a catalog SKU, else the
+    listing catalog published for the seller SKU or the platform's SKU id; an unknown one stays as the
+    platform names it (the order then waits for it)."""
+    if received.channel == "direct":
+        return received
+    items: list[PlatformItem] = list(received.items)  # type: ignore[arg-type]
+    refs = {item.sku for item in items} | {item.platform_sku_id for item in items if item.platform_sku_id}
+    known = set(
+        (await session.exec(select(KnownProduct.sku).where(col(KnownProduct.sku).in_({i.sku for i in items})))).all()
+    )
+    listings = {
+        (row.kind, row.ref): row.sku
+        for row in (
+            await session.exec(
+                select(PlatformListing).where(
+                    PlatformListing.channel == received.channel,
+                    col(PlatformListing.ref).in_(refs),
+                    col(PlatformListing.active).is_(True),
+                )
+            )
+        ).all()
+    }
+    mapped = []
+    for item in items:
+        sku = item.sku if item.sku in known else listings.get(("seller_sku", item.sku))
+        if sku is None and item.platform_sku_id:
+            sku = listings.get(("platform_sku", item.platform_sku_id))
+        mapped.append(
+            OrderItem.model_construct(
+                sku=sku or item.sku[:64], quantity=item.quantity, unit_price_vnd=item.unit_price_vnd
+            )
+        )
+    return received.model_copy(update={"items": tuple(mapped)})
+
+
 async def _decide(
     uow: UnitOfWork, order: Order, received: OrderReceived, *, waited_s: float | None = None
 ) -> domain.Decision:
+    if received.channel != "direct" and received.buyer is None:
+        # Platforms hide the address until the order is paid; a paid one without it is not shippable.
+        reason = RejectionReasonV2(code="no_address", message="the platform gave no delivery address")
+        decision: domain.Decision = OrderRejectedV3(
+            order_id=order.id,
+            channel=received.channel,
+            shop_id=received.shop_id,
+            external_order_id=received.order_id,
+            placed_at=received.placed_at,
+            reasons=(reason,),
+        )
+        await _store(uow, order, decision)
+        return decision
+    received = await _mapped(uow.session, received)
     products, sellers = await _catalog_for(uow.session, received)
     decision = domain.decide(received, order_id=order.id, products=products, sellers=sellers, waited_s=waited_s)
     await _store(uow, order, decision)
@@ -226,6 +329,7 @@ async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision) -> No
         return
     placed = isinstance(decision, OrderPlaced)
     order.status = "placed" if placed else "rejected"
+    order.status_changed_at = utc_now()
     order.awaiting_since = None
     order.total_vnd = decision.total_vnd if placed else 0
     order.total_weight_g = decision.total_weight_g if placed else 0
@@ -236,6 +340,7 @@ async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision) -> No
     if placed:
         for line_no, line in enumerate(decision.lines, start=1):
             session.add(OrderLineRow(order_id=order.id, line_no=line_no, **line.model_dump()))
+    _history(uow, order, source="intake", note=None if placed else "; ".join(r.code for r in decision.reasons))
     # The order's own flow, also when a catalog event or the sweep decides it.
     uow.publish(decision, correlation_id=order.correlation_id)
     log.info("orders.order_decided", order_id=order.id, status=order.status, correlation_id=order.correlation_id)
@@ -319,3 +424,262 @@ async def sweep_once(runtime: ServiceRuntime, *, now: datetime | None = None) ->
     if outcome["placed"] or outcome["rejected"]:
         log.info("orders.catalog_sweep", **outcome)
     return outcome
+
+
+# -- history ----------------------------------------------------------------------------------------------
+def _history(
+    uow: UnitOfWork,
+    order: Order,
+    *,
+    source: str,
+    occurred_at: datetime | None = None,
+    platform_status: str | None = None,
+    applied: bool = True,
+    note: str | None = None,
+) -> None:
+    now = utc_now()
+    uow.session.add(
+        OrderStatusEntry(
+            order_id=order.id,
+            status=order.status,
+            source=source,
+            platform_status=platform_status,
+            occurred_at=occurred_at or now,
+            recorded_at=now,
+            applied=applied,
+            note=note,
+        )
+    )
+
+
+def _move(
+    uow: UnitOfWork, order: Order, target: str, *, source: str, occurred_at: datetime, platform_status: str | None
+):
+    """Moves a placed order forward (shipped, delivered, returned) and says so on the order's key."""
+    previous = order.status
+    order.status = target
+    order.status_changed_at = utc_now()
+    _history(uow, order, source=source, occurred_at=occurred_at, platform_status=platform_status)
+    uow.publish(
+        OrderStatusChanged(
+            order_id=order.id,
+            status=target,  # type: ignore[arg-type]
+            previous_status=previous,
+            source="platform" if source == "platform" else "logistics",
+            platform_status=platform_status,
+            occurred_at=occurred_at,
+            recorded_at=utc_now(),
+        ),
+        correlation_id=order.correlation_id,
+    )
+
+
+def _cancel(uow: UnitOfWork, order: Order, *, occurred_at: datetime, platform_status: str | None) -> None:
+    """Cancelled before dispatch: a placed order's cancellation is published (catalog releases its
+    stock, logistics cancels its shipment); one never placed just ends."""
+    was_placed = order.status in ("placed", "confirmed")
+    order.status = "cancelled"
+    order.awaiting_since = None
+    order.status_changed_at = utc_now()
+    _history(uow, order, source="platform", occurred_at=occurred_at, platform_status=platform_status)
+    if was_placed:
+        uow.publish(
+            OrderCancelled(
+                order_id=order.id,
+                cancelled_at=occurred_at,
+                cancelled_by="platform",
+                reason_code="platform_cancelled",
+                message=f"{order.channel} status {platform_status}",
+            ),
+            correlation_id=order.correlation_id,
+        )
+
+
+# -- marketplace orders -------------------------------------------------------------------------------------
+def _v2_fields(received: OrderReceivedV2, envelope: Envelope) -> dict:
+    buyer = received.buyer
+    address = buyer.address if buyer else None
+    return {
+        "placed_at": received.placed_at,
+        "received_at": received.received_at,
+        "livestream_id": received.livestream_id,
+        "payment_method": received.payment_method,
+        "buyer_name": buyer.name if buyer else "",
+        "buyer_phone": buyer.phone if buyer else "",
+        "buyer_province_code": (address.province_code or "") if address else "",
+        "buyer_ward_code": (address.ward_code or "") if address else "",
+        "buyer_address_line": address.line if address else "",
+        "buyer_legacy_district": address.legacy_district if address else None,
+        "items": [item.model_dump() for item in received.items],
+        "correlation_id": envelope.correlation_id,
+    }
+
+
+async def on_platform_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
+    """A marketplace order as its platform's API answered it: stored, placed once paid, then moved
+    by its platform status; a status older than the applied one is kept in the history only."""
+    received = envelope.data_as(OrderReceivedV2)
+    order = await find_order(uow.session, received.channel, received.shop_id, received.order_id, lock=True)
+    state = received.status
+    if order is None:
+        order = Order(
+            id=domain.order_id_for(received.channel, received.shop_id, received.order_id),
+            channel=received.channel,
+            shop_id=received.shop_id,
+            external_order_id=received.order_id,
+            status="awaiting_payment",
+            total_vnd=0,
+            total_weight_g=0,
+            created_at=utc_now(),
+            status_changed_at=utc_now(),
+            **_v2_fields(received, envelope),
+        )
+        if order.livestream_id is None:  # placed during a scheduled session on this shop: it counts for it
+            order.livestream_id = await livestream_for(
+                uow.session, received.channel, received.shop_id, received.placed_at
+            )
+        uow.session.add(order)
+        await uow.session.flush()
+    elif domain.is_stale_platform_state(order.platform_state, order.platform_status_at, state, received.status_at):
+        _history(
+            uow,
+            order,
+            source="platform",
+            occurred_at=received.status_at,
+            platform_status=received.platform_status,
+            applied=False,
+            note=f"stale: {order.platform_status} applied already",
+        )
+        log.info("orders.stale_platform_status", order_id=order.id, status=received.platform_status)
+        return
+    elif order.status in ("awaiting_payment", "awaiting_catalog", "rejected"):
+        # Not placed yet: the platform's newer answer (e.g. the address, once paid) replaces the stored one.
+        for name, value in _v2_fields(received, envelope).items():
+            setattr(order, name, value)
+    order.platform_status = received.platform_status
+    order.platform_state = state
+    order.platform_status_at = received.status_at
+    if state == "cancelled":
+        if domain.may_cancel(order.status):
+            await uow.session.flush()
+            await uow.session.exec(delete(OrderCatalogWait).where(col(OrderCatalogWait.order_id) == order.id))
+            _cancel(uow, order, occurred_at=received.status_at, platform_status=received.platform_status)
+        else:
+            _history(
+                uow,
+                order,
+                source="platform",
+                occurred_at=received.status_at,
+                platform_status=received.platform_status,
+                applied=False,
+                note="cancelled after dispatch",
+            )
+        return
+    if state == "unpaid":
+        _history(
+            uow, order, source="platform", occurred_at=received.status_at, platform_status=received.platform_status
+        )
+        return
+    if order.status == "awaiting_payment":  # paid (or further): place it
+        address = received.buyer.address if received.buyer else None
+        problem = (
+            check_address_codes(address.province_code, address.ward_code)
+            if address and address.province_code and address.ward_code
+            else "the address does not resolve to a 2025 province and ward"
+        )
+        if received.buyer is not None and problem:
+            await _store(uow, order, _rejected_for_address(order, received, problem))
+            return
+        await _decide(uow, order, received_from(order))
+    target = domain.FROM_PLATFORM.get(state)
+    if target and domain.moves_forward(order.status, target) and order.status != "awaiting_catalog":
+        _move(
+            uow,
+            order,
+            target,
+            source="platform",
+            occurred_at=received.status_at,
+            platform_status=received.platform_status,
+        )
+
+
+def _rejected_for_address(order: Order, received: OrderReceivedV2, problem: str) -> OrderRejectedV3:
+    return OrderRejectedV3(
+        order_id=order.id,
+        channel=received.channel,
+        shop_id=received.shop_id,
+        external_order_id=received.order_id,
+        placed_at=received.placed_at,
+        reasons=(RejectionReasonV2(code="unknown_address", message=problem),),
+    )
+
+
+# -- the stock step of the saga -----------------------------------------------------------------------------
+async def on_stock_reserved(uow: UnitOfWork, envelope: Envelope) -> None:
+    event = envelope.data_as(StockReserved)
+    order = await _locked_order(uow.session, event.order_id)
+    if order is None or order.status != "placed":
+        # Cancelled meanwhile (catalog releases on order_cancelled), or already past it: nothing to confirm.
+        log.info("orders.reservation_not_applied", order_id=event.order_id, status=order.status if order else None)
+        return
+    order.status = "confirmed"
+    order.status_changed_at = utc_now()
+    _history(uow, order, source="catalog", occurred_at=event.reserved_at)
+    uow.publish(OrderConfirmed(order_id=order.id, confirmed_at=utc_now()), correlation_id=order.correlation_id)
+
+
+async def on_stock_reservation_failed(uow: UnitOfWork, envelope: Envelope) -> None:
+    event = envelope.data_as(StockReservationFailed)
+    order = await _locked_order(uow.session, event.order_id)
+    if order is None or order.status != "placed":
+        log.info("orders.reservation_failure_not_applied", order_id=event.order_id)
+        return
+    reasons = tuple(
+        RejectionReasonV2(code=problem.code, message=problem.message, sku=problem.sku) for problem in event.problems
+    )
+    order.status = "rejected"
+    order.status_changed_at = utc_now()
+    order.rejection_reasons = [reason.model_dump() for reason in reasons]
+    _history(uow, order, source="catalog", occurred_at=event.failed_at, note="; ".join(r.code for r in reasons))
+    rejected_type = OrderRejectedV2 if order.channel == "direct" else OrderRejectedV3
+    uow.publish(
+        rejected_type(
+            order_id=order.id,
+            channel=order.channel,  # type: ignore[arg-type]
+            shop_id=order.shop_id,
+            external_order_id=order.external_order_id,
+            placed_at=order.placed_at,
+            reasons=reasons,
+        ),
+        correlation_id=order.correlation_id,
+    )
+
+
+# -- listings and shipments -----------------------------------------------------------------------------------
+async def on_listing_published(uow: UnitOfWork, envelope: Envelope) -> None:
+    """catalog's listing of a product on a marketplace: its platform SKU id and seller SKU map to the
+    product; orders parked on either resume."""
+    event = envelope.data_as(ListingPublished)
+    refs = [("platform_sku", event.platform_sku)] + ([("seller_sku", event.seller_sku)] if event.seller_sku else [])
+    for kind, ref in refs:
+        await uow.session.merge(
+            PlatformListing(
+                channel=event.channel, kind=kind, ref=ref, sku=event.sku, seller_id=event.seller_id, active=event.active
+            )
+        )
+    if event.active:
+        await uow.session.flush()
+        for _kind, ref in refs:
+            await _resume_orders_waiting_for(uow, kind="sku", ref=ref[:64])
+
+
+async def on_shipment_status_changed(uow: UnitOfWork, envelope: Envelope) -> None:
+    """logistics' shipments move the order: picked up is shipped, then delivered or returned."""
+    event = envelope.data_as(ShipmentStatusChanged)
+    target = domain.FROM_SHIPMENT.get(event.status)
+    if target is None:
+        return
+    order = await _locked_order(uow.session, event.order_id)
+    if order is None or not domain.moves_forward(order.status, target) or order.status == "awaiting_catalog":
+        return
+    _move(uow, order, target, source="logistics", occurred_at=event.occurred_at, platform_status=None)

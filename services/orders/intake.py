@@ -21,7 +21,7 @@ from vuonminh.orders.handlers import find_order, received_from
 from vuonminh.orders.metrics import INTAKE_LOOKUPS
 from vuonminh.orders.models import DirectOrderWebhook
 from vuonminh.shared import db
-from vuonminh.shared.events import Envelope, OrderReceived
+from vuonminh.shared.events import Envelope, OrderReceived, PlatformOrderNotified
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.transport import LogProducer
@@ -45,12 +45,23 @@ def order_received(webhook: DirectOrderWebhook) -> OrderReceived:
     )
 
 
-def intake_envelope(event: OrderReceived, raw_body: bytes) -> Envelope:
-    # A retried delivery carries the same body, hence the same event id: the consumer's inbox
-    # drops it without even looking at the order.
-    digest = hashlib.sha256(raw_body).hexdigest()
-    event_id = str(uuid.uuid5(_INTAKE_EVENT_NAMESPACE, f"{event.aggregate_id()}:{digest}"))
+def intake_envelope(event: OrderReceived, raw_body: bytes, *, webhook_id: str | None = None) -> Envelope:
+    # A retried delivery has the same webhook-id (Standard Webhooks) or, for the deprecated
+    # signature, the same body: hence the same event id, and the consumer's inbox drops it
+    # without even looking at the order.
+    if webhook_id is not None:
+        identity = f"{event.aggregate_id()}:webhook-id:{webhook_id}"
+    else:
+        identity = f"{event.aggregate_id()}:{hashlib.sha256(raw_body).hexdigest()}"
+    event_id = str(uuid.uuid5(_INTAKE_EVENT_NAMESPACE, identity))
     return Envelope.new(event, source="/vuonminh/orders/webhooks/direct", event_id=event_id)
+
+
+def notification_envelope(event: PlatformOrderNotified, *, slug: str) -> Envelope:
+    """A platform's notification; its id derives from the platform's identity of the delivery, so a
+    replayed webhook is the same event and changes nothing."""
+    event_id = str(uuid.uuid5(_INTAKE_EVENT_NAMESPACE, f"{event.channel}:notification:{event.notification_id}"))
+    return Envelope.new(event, source=f"/vuonminh/orders/webhooks/{slug}", event_id=event_id)
 
 
 async def accept(producer: LogProducer, envelope: Envelope, *, timeout_s: float) -> None:

@@ -21,3 +21,28 @@ FALLBACK_SECRET_USED = Counter(
     "Webhooks of unregistered shops verified with the deprecated VUONMINH_DIRECT_SECRET",
     ["channel"],
 )
+WEBHOOKS_REJECTED = Counter(
+    "vuonminh_webhooks_rejected_total",
+    "Webhooks refused at intake, nothing appended, by channel and reason",
+    ["channel", "reason"],  # signature | not_json | schema | unknown_shop | address | limits | conflict
+)
+PLATFORM_API_CALLS = Counter(
+    "vuonminh_platform_api_calls_total",
+    "Requests to the platforms' Open APIs, by channel and outcome",
+    ["channel", "outcome"],  # ok | client_error | server_error | throttled | transport_error
+)
+NOTIFICATIONS = Counter(
+    "vuonminh_platform_notifications_total",
+    "Platform notifications the fetcher handled, by channel and outcome",
+    ["channel", "outcome"],  # fetched | retry_topic | dead_lettered | unknown_shop
+)
+LEGACY_SIGNATURE_USED = Counter(
+    "vuonminh_webhook_legacy_signature_total",
+    "Direct webhooks signed with the deprecated X-VuonMinh-Signature instead of Standard Webhooks",
+    ["channel"],
+)
+TOKEN_REFRESHES = Counter(
+    "vuonminh_platform_token_refreshes_total",
+    "Marketplace shops' access token refreshes, by channel and outcome",
+    ["channel", "outcome"],  # refreshed | failed
+)

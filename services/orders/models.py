@@ -12,11 +12,21 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from vuonminh.shared.db import BigInt
-from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannel
-from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, UtcDatetime
+from vuonminh.shared.events.orders import Buyer, OrderItem, PaymentMethod, RejectionReasonV2, SalesChannelV2
+from vuonminh.shared.events.types import MAX_ORDER_ITEMS, ShortText, Sku, UtcDatetime
 from vuonminh.shared.privacy import BuyerOut
 
-OrderStatus = Literal["awaiting_catalog", "placed", "rejected"]
+OrderStatus = Literal[
+    "awaiting_payment",
+    "awaiting_catalog",
+    "placed",
+    "confirmed",
+    "rejected",
+    "cancelled",
+    "shipped",
+    "delivered",
+    "returned",
+]
 
 
 class OrdersTable(SQLModel, registry=registry()):
@@ -59,6 +69,40 @@ class Order(OrdersTable, table=True):
     conflicts: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False, server_default=text("'[]'"))
     )
+    # Marketplace orders: the platform's last applied status (as it spells it, and mapped), and its time.
+    platform_status: str | None = Field(default=None, max_length=40)
+    platform_state: str | None = Field(default=None, max_length=20)
+    platform_status_at: datetime | None = None
+    buyer_legacy_district: str | None = Field(default=None, max_length=100)
+    status_changed_at: datetime | None = Field(default=None, index=True)
+
+
+class OrderStatusEntry(OrdersTable, table=True):
+    """An order's history: every status it was told about, in the order told, applied or not (a stale
+    platform status is kept here and moves nothing)."""
+
+    __tablename__ = "order_status_history"
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=64)
+    status: str = Field(max_length=20)  # our status after it (the same when not applied)
+    source: str = Field(max_length=20)  # intake | platform | catalog | logistics | sweep
+    platform_status: str | None = Field(default=None, max_length=40)
+    occurred_at: datetime
+    recorded_at: datetime
+    applied: bool = True
+    note: str | None = None
+
+
+class PlatformListing(OrdersTable, table=True):
+    """orders' copy of catalog's listings: a platform SKU id or seller SKU on a channel -> catalog SKU."""
+
+    __tablename__ = "platform_listings"
+    channel: str = Field(primary_key=True, max_length=20)
+    kind: str = Field(primary_key=True, max_length=12)  # platform_sku | seller_sku
+    ref: str = Field(primary_key=True, max_length=100)
+    sku: str = Field(max_length=64)
+    seller_id: str = Field(max_length=64)
+    active: bool = True
 
 
 class OrderLineRow(OrdersTable, table=True):
@@ -104,6 +148,28 @@ class Shop(OrdersTable, table=True):
     previous_secret_encrypted: str | None = Field(default=None, sa_type=Text)
     created_at: datetime
     rotated_at: datetime | None = None
+    # Marketplace shops: the Open API tokens (encrypted like the secrets) and when they expire.
+    access_token_encrypted: str | None = Field(default=None, sa_type=Text)
+    refresh_token_encrypted: str | None = Field(default=None, sa_type=Text)
+    access_expires_at: datetime | None = None
+    refresh_expires_at: datetime | None = None
+    shop_cipher: str | None = Field(default=None, max_length=200)  # TikTok Shop
+
+
+class Livestream(OrdersTable, table=True):
+    """A seller's livestream session: orders placed on its shop within the window count for it."""
+
+    __tablename__ = "livestreams"
+    __table_args__ = (Index("ix_livestreams_shop_window", "channel", "shop_id", "starts_at"),)
+    id: str = Field(primary_key=True, max_length=100)
+    seller_id: str = Field(max_length=64)
+    channel: str = Field(max_length=20)
+    shop_id: str = Field(max_length=100)
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    featured_skus: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
 
 
 class KnownSeller(OrdersTable, table=True):
@@ -172,9 +238,29 @@ class OrderConflictOut(BaseModel):
     differs: list[str]  # the fields whose values differ from the placed order's, e.g. items[0].quantity
 
 
+class FulfilmentOut(BaseModel):
+    """One seller's part of an order: what logistics ships as one parcel (the provincial-shop model)."""
+
+    seller_id: str
+    seller_ward_code: str
+    skus: list[str]
+    total_vnd: int
+    weight_g: int
+
+
+class StatusEntryOut(BaseModel):
+    status: str  # ours after the change (unchanged when not applied)
+    source: str  # intake | platform | catalog | logistics
+    platform_status: str | None
+    occurred_at: datetime
+    recorded_at: datetime
+    applied: bool  # false: a stale or late status, kept but moving nothing
+    note: str | None
+
+
 class OrderOut(BaseModel):
     id: str
-    channel: SalesChannel
+    channel: SalesChannelV2
     shop_id: str
     order_id: str  # the shop's own id
     status: OrderStatus
@@ -182,10 +268,63 @@ class OrderOut(BaseModel):
     received_at: datetime
     livestream_id: str | None
     payment_method: PaymentMethod
+    platform_status: str | None = None  # marketplace orders: the platform's last applied status, as it spells it
     buyer: BuyerOut  # masked unless the caller is the operator or the selling seller
+    buyer_legacy_district: str | None = None  # the pre-2025 district, when a platform gave it
     lines: list[OrderLineOut]
+    fulfilments: list[FulfilmentOut] = []  # one per seller of the (visible) lines
     total_vnd: int
     total_weight_g: int
     rejection_reasons: list[RejectionReasonV2]
     awaiting_catalog: AwaitingCatalogOut | None = None
     conflicts: list[OrderConflictOut] = []
+    status_history: list[StatusEntryOut] | None = None  # on GET /v1/orders/{id}
+
+
+# -- operator and seller input ------------------------------------------------------------------------------
+class ShopIn(BaseModel):
+    """POST /v1/shops: a direct shop (a webhook secret is made and shown once) or a marketplace shop
+    connected with its Open API tokens (stored encrypted, never shown again)."""
+
+    model_config = ConfigDict(extra="forbid")
+    channel: SalesChannelV2
+    shop_id: ShortText = PydanticField(max_length=100)  # the platform's shop id (Lazada: seller id)
+    seller_id: ShortText | None = PydanticField(default=None, max_length=64)
+    access_token: str | None = PydanticField(default=None, min_length=1, max_length=4000)
+    refresh_token: str | None = PydanticField(default=None, min_length=1, max_length=4000)
+    access_expires_at: UtcDatetime | None = None
+    refresh_expires_at: UtcDatetime | None = None
+    shop_cipher: str | None = PydanticField(default=None, max_length=200)  # TikTok Shop
+
+
+class ShopOut(BaseModel):
+    channel: str
+    shop_id: str
+    seller_id: str | None
+    created: bool
+    webhook_secret: str | None = None  # direct shops: shown this once
+    access_expires_at: datetime | None = None
+
+
+class LivestreamIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    livestream_id: ShortText = PydanticField(max_length=100, pattern=r"^[A-Za-z0-9._:-]+$")
+    seller_id: ShortText = PydanticField(max_length=64)
+    channel: SalesChannelV2
+    shop_id: ShortText = PydanticField(max_length=100)
+    title: ShortText
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    featured_skus: list[Sku] = PydanticField(default_factory=list, max_length=200)
+
+
+class LivestreamOut(BaseModel):
+    livestream_id: str
+    seller_id: str
+    channel: str
+    shop_id: str
+    title: str
+    starts_at: datetime
+    ends_at: datetime
+    featured_skus: list[str]
+    orders_counted: int  # orders already placed in its window on its shop, now tagged with it

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from vuonminh.orders import shops
 from vuonminh.shared import db
 from vuonminh.shared.settings import Settings, get_settings
+from vuonminh.shared.timeutil import utc_now
 
 
 def add_shops_command(commands: Any) -> None:
@@ -50,7 +52,14 @@ def add_shops_command(commands: Any) -> None:
     revoke.add_argument(
         "--all", dest="every_secret", action="store_true", help="revoke the current secret too: the shop is refused"
     )
-    for action in (add, rotate, revoke):
+    add.add_argument("--access-token", help="marketplace shops: the Open API access token (stored encrypted)")
+    add.add_argument("--refresh-token", help="marketplace shops: the refresh token (stored encrypted)")
+    add.add_argument("--expires-in", type=int, help="marketplace shops: seconds until the access token expires")
+    add.add_argument("--shop-cipher", help="TikTok Shop: the shop's cipher")
+    add.add_argument(
+        "--channel", default="direct", choices=("direct", "tiktok_shop", "shopee", "lazada"), help="default: direct"
+    )
+    for action in (rotate, revoke):
         action.add_argument("--channel", default="direct", choices=("direct",))
     parser.set_defaults(func=cmd_shops)
 
@@ -93,6 +102,25 @@ def _print_secret(message: str, secret: str) -> None:
 
 
 async def _add(engine: AsyncEngine, box: shops.SecretBox, args: argparse.Namespace) -> None:
+    if args.channel != "direct":
+        if not args.access_token:
+            raise shops.ShopError(f"a {args.channel} shop needs --access-token (and --refresh-token, --expires-in)")
+        expires = utc_now() + timedelta(seconds=args.expires_in) if args.expires_in else None
+        async with db.session_factory(engine)() as session, session.begin():
+            new = await shops.connect_platform_shop(
+                session,
+                box,
+                channel=args.channel,
+                shop_id=args.shop_id,
+                seller_id=args.seller_id,
+                access_token=args.access_token,
+                refresh_token=args.refresh_token,
+                access_expires_at=expires,
+                shop_cipher=args.shop_cipher,
+            )
+        verb = "connected" if new else "reconnected (tokens replaced)"
+        print(f"Shop {args.shop_id} of {args.channel} {verb}; its tokens are stored encrypted.", file=sys.stderr)
+        return
     async with db.session_factory(engine)() as session, session.begin():
         secret = await shops.add_shop(
             session, box, shop_id=args.shop_id, channel=args.channel, seller_id=args.seller_id

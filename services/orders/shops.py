@@ -16,7 +16,7 @@ import asyncio
 import base64
 import secrets as random_secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vuonminh.orders import webhooks
-from vuonminh.orders.metrics import FALLBACK_SECRET_USED
+from vuonminh.orders.channels import direct
+from vuonminh.orders.metrics import FALLBACK_SECRET_USED, LEGACY_SIGNATURE_USED
 from vuonminh.orders.models import Shop
 from vuonminh.shared import db
 from vuonminh.shared.runtime import ServiceRuntime
@@ -294,13 +295,21 @@ class ShopsUnavailable(Exception):
 
 
 async def verify_webhook(
-    runtime: ServiceRuntime, *, channel: str, shop_id: str | None, header: str | None, body: bytes, now: int
-) -> None:
+    runtime: ServiceRuntime,
+    *,
+    channel: str,
+    shop_id: str | None,
+    headers: Mapping[str, str],
+    body: bytes,
+    now: int,
+) -> str | None:
     """Raises webhooks.SignatureError (401) unless `body` is signed with a secret of `shop_id`.
 
-    A registered shop is checked against its own secrets only. A shop that is not registered is
-    refused, except while the deprecated VUONMINH_DIRECT_SECRET is configured: then that one
-    secret verifies it, as before shops had their own.
+    Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) are checked when
+    present, and the `webhook-id` returned (the dedupe key); otherwise the deprecated
+    X-VuonMinh-Signature is checked and None returned. A registered shop is checked against its own
+    secrets only. A shop that is not registered is refused, except while the deprecated
+    VUONMINH_DIRECT_SECRET is configured: then that one secret verifies it, as before shops had their own.
     """
     settings = runtime.settings
     registry = registry_of(runtime)
@@ -332,6 +341,49 @@ async def verify_webhook(
         raise webhooks.SignatureError(
             f"unknown shop {shop_id!r}: it is not registered for the {channel} channel (vuonminh shops add)"
         )
-    webhooks.verify(header, body, secrets=candidates, now=now, tolerance_s=settings.signature_tolerance_s)
+    tolerance_s = settings.signature_tolerance_s
+    if direct.uses_standard_webhooks(headers):
+        webhook_id: str | None = direct.verify(headers, body, secrets=candidates, now=now, tolerance_s=tolerance_s)
+    else:
+        header = headers.get(webhooks.SIGNATURE_HEADER)
+        webhooks.verify(header, body, secrets=candidates, now=now, tolerance_s=tolerance_s)
+        webhook_id = None
+        LEGACY_SIGNATURE_USED.labels(channel).inc()
     if shop is None:
         FALLBACK_SECRET_USED.labels(channel).inc()
+    return webhook_id
+
+
+# -- marketplace shops: API tokens ---------------------------------------------------------------------------
+async def connect_platform_shop(
+    session: AsyncSession,
+    box: SecretBox,
+    *,
+    channel: str,
+    shop_id: str,
+    seller_id: str | None,
+    access_token: str,
+    refresh_token: str | None,
+    access_expires_at: datetime | None,
+    refresh_expires_at: datetime | None = None,
+    shop_cipher: str | None = None,
+) -> bool:
+    """Connects (or reconnects) a marketplace shop: its Open API tokens, stored encrypted. Returns
+    True when the shop is new."""
+    if not shop_id or len(shop_id) > 100:
+        raise ShopError("a shop id has 1 to 100 characters")
+    if not access_token:
+        raise ShopError("a marketplace shop needs its access token")
+    shop = await session.get(Shop, (channel, shop_id))
+    new = shop is None
+    if shop is None:
+        shop = Shop(channel=channel, shop_id=shop_id, created_at=utc_now())
+    shop.seller_id = seller_id or shop.seller_id
+    shop.access_token_encrypted = box.encrypt(access_token)
+    shop.refresh_token_encrypted = box.encrypt(refresh_token) if refresh_token else None
+    shop.access_expires_at = access_expires_at
+    shop.refresh_expires_at = refresh_expires_at
+    shop.shop_cipher = shop_cipher
+    shop.rotated_at = None if new else utc_now()
+    session.add(shop)
+    return new

@@ -12,6 +12,7 @@ from vuonminh.shared.events.topics import Topic
 from vuonminh.shared.events.types import (
     MAX_QUANTITY,
     Grams,
+    Marketplace,
     ProvinceCode,
     ShortText,
     Sku,
@@ -210,3 +211,142 @@ class LivestreamScheduled(EventPayload):
 
     def aggregate_id(self) -> str:
         return self.livestream_id
+
+
+# -- the marketplaces (v2 of the order events: the channel list widened) ---------------------------------
+# Widening a closed list is a breaking change for readers of the old type, so each order event that
+# names a channel has a new version. Direct orders keep their v1 types (their readers are unchanged);
+# marketplace orders use these. A v2 class accepts every v1 payload, so one handler reading
+# `data_as(OrderPlacedV2)` serves both types.
+SalesChannelV2 = Literal["direct", "tiktok_shop", "shopee", "lazada"]
+# The order's state as a platform reports it, one map per platform onto these values.
+PlatformOrderStatus = Literal["unpaid", "to_ship", "shipped", "delivered", "cancelled", "returned"]
+
+
+class PlatformOrderNotified(EventPayload):
+    """A platform's webhook said an order changed (its id and status, not the order), verified and
+    deduplicated on the platform's identity; orders fetches the order from the platform next."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.platform_order_notified.v1"
+    TOPIC: ClassVar[str] = Topic.ORDER_NOTIFICATIONS
+
+    channel: Marketplace
+    shop_id: str  # the platform's shop id (Lazada: seller id)
+    order_id: str  # the platform's order id
+    platform_status: str | None = None  # as the webhook spells it, when it carries one
+    status_at: UtcDatetime  # the platform's update time
+    notification_id: str  # the platform identity the webhook is deduplicated on
+    received_at: UtcDatetime
+    attempts: int = Field(default=0, ge=0)  # failed fetches so far (on the retry topic)
+    last_error: str | None = None
+    retry_at: UtcDatetime | None = None  # on the retry topic: not fetched again before this
+
+    def aggregate_id(self) -> str:
+        return order_key(self.channel, self.shop_id, self.order_id)
+
+
+class BuyerAddressV2(_Part):
+    """A platform's address, normalised: 2025 codes when the names resolve, the legacy district kept."""
+
+    province_code: ProvinceCode | None = None
+    ward_code: WardCode | None = None
+    legacy_district: str | None = None
+    line: ShortText
+
+
+class BuyerV2(_Part):
+    name: ShortText
+    phone: str = Field(min_length=1, max_length=40)  # platforms mask it (e.g. `(+84)90****678`)
+    address: BuyerAddressV2
+
+
+class PlatformItem(_Part):
+    """One line of a platform order, the per-unit lines folded (quantity)."""
+
+    sku: str = Field(min_length=1, max_length=100)  # the seller SKU, else the platform's SKU id
+    platform_sku_id: str | None = None
+    platform_product_id: str | None = None
+    name: str | None = None
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    unit_price_vnd: Vnd
+
+
+class OrderReceivedV2(EventPayload):
+    """An order as a platform's Open API answered it, normalised (v2: the channel list widened, the
+    platform's status, SKUs still as the platform names them). Direct orders stay `order_received.v1`."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_received.v2"
+    TOPIC: ClassVar[str] = Topic.ORDERS_INTAKE
+
+    channel: SalesChannelV2
+    shop_id: str
+    order_id: str  # the platform's own id
+    placed_at: UtcDatetime
+    livestream_id: str | None = None
+    buyer: BuyerV2 | None = None  # platforms hide the address until the order is paid
+    items: tuple[PlatformItem, ...]
+    payment_method: PaymentMethod
+    total_vnd: Vnd  # what the buyer pays, as the platform says
+    status: PlatformOrderStatus
+    platform_status: str
+    status_at: UtcDatetime
+    notification_id: str | None = None
+    received_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return order_key(self.channel, self.shop_id, self.order_id)
+
+
+class PlacedBuyer(_Part):
+    """The buyer of a placed order: 2025 codes resolved; the phone as the platform gives it (masked)."""
+
+    name: ShortText
+    phone: str = Field(min_length=1, max_length=40)
+    address: BuyerAddress
+
+
+class OrderPlacedV2(OrderPlaced):
+    """v2: `channel` also names the marketplaces; the buyer's phone may be masked by the platform and
+    the legacy district is kept when the platform gave one. Published for marketplace orders (direct
+    ones stay v1); a v1 payload reads as v2."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_placed.v2"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    channel: SalesChannelV2  # type: ignore[assignment]
+    buyer: PlacedBuyer  # type: ignore[assignment]
+    buyer_legacy_district: str | None = None
+
+
+class OrderRejectedV3(OrderRejectedV2):
+    """v3: `channel` also names the marketplaces. Published for marketplace orders (direct ones stay v2)."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_rejected.v3"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    channel: SalesChannelV2  # type: ignore[assignment]
+
+
+OrderLifecycleStatus = Literal[
+    "awaiting_payment", "placed", "confirmed", "shipped", "delivered", "returned", "cancelled", "rejected"
+]
+
+
+class OrderStatusChanged(EventPayload):
+    """The order moved forward in its life after it was placed: shipped, delivered, returned (or
+    awaiting payment before it), from a platform's status or from logistics' shipments. Placement,
+    confirmation, rejection and cancellation have their own events."""
+
+    TYPE: ClassVar[str] = "vuonminh.orders.order_status_changed.v1"
+    TOPIC: ClassVar[str] = Topic.ORDERS
+
+    order_id: str  # ours
+    status: OrderLifecycleStatus
+    previous_status: str
+    source: Literal["platform", "logistics", "operator"]
+    platform_status: str | None = None
+    occurred_at: UtcDatetime
+    recorded_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return self.order_id

@@ -10,6 +10,10 @@ class Topic(StrEnum):
     CATALOG_PRODUCTS = "catalog.products"  # key: sku
     CATALOG_RESERVATIONS = "catalog.reservations"  # key: order_id (ours): the stock step of an order's saga
     ORDERS_INTAKE = "orders.intake"  # key: "<channel>:<shop_id>:<shop's order id>"
+    # Platform webhooks (order id + status, not the order), before orders fetched the order.
+    ORDER_NOTIFICATIONS = "orders.notifications"  # key: as orders.intake
+    # Notifications whose fetch kept failing: tried again later, never dropped.
+    ORDER_NOTIFICATIONS_RETRY = "orders.notifications.retry"  # key: as orders.intake
     ORDERS = "orders.orders"  # key: order_id (ours)
     LIVESTREAMS = "orders.livestreams"  # key: livestream_id
     SHIPMENTS = "logistics.shipments"  # key: shipment_id

@@ -169,7 +169,7 @@ async def test_an_order_stored_under_the_old_id_derivation_is_found_not_duplicat
         orders = platform.service("orders")
         async with orders.sessions() as session, session.begin():
             await session.exec(text("PRAGMA defer_foreign_keys = ON"))
-            for table, column in (("order_lines", "order_id"), ("orders", "id")):
+            for table, column in (("order_lines", "order_id"), ("order_status_history", "order_id"), ("orders", "id")):
                 renamed = text(f"UPDATE {table} SET {column} = :new WHERE {column} = :old")
                 await session.exec(renamed.bindparams(new=legacy_id, old=order["id"]))
 

@@ -1,0 +1,138 @@
+"""`vuonminh simulate livestream`: the marketplace simulator beside a running platform.
+
+It serves the chosen platform's Open API on --api-port (point the platform's `*_API_BASE` at it: e.g.
+TIKTOK_SHOP_API_BASE=http://127.0.0.1:8800, SHOPEE_API_BASE=http://127.0.0.1:8800,
+LAZADA_API_BASE=http://127.0.0.1:8800/rest, with the same app key and secret in both), connects its shop
+through `POST /v1/shops` with an operator key, replays a livestream's webhooks with a progress bar, then
+waits until the platform has fetched every order's last state, and prints how long it took and how many
+API calls the platform made.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import uvicorn
+from tqdm import tqdm
+
+from vuonminh.wiring.marketplace_simulator import PLATFORMS, MarketplaceSimulator, Noise
+
+# The demo catalog's SKUs (vuonminh run --demo), with made-up platform SKU ids and prices.
+DEMO_SKUS = [
+    ("MIEN-DONG-500", "1729001", 65000),
+    ("MIEN-DONG-1KG", "1729002", 120000),
+    ("MIEN-DONG-TET-2KG", "1729003", 260000),
+    ("HOA-DAO-CANH", "1729004", 350000),
+]
+
+
+def add_simulate_command(commands: Any) -> None:
+    parser = commands.add_parser(
+        "simulate", help="play a marketplace (TikTok Shop, Shopee, Lazada) beside the platform"
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    live = actions.add_parser("livestream", help="replay a livestream's orders as the platform's signed webhooks")
+    live.add_argument("--platform", default="tiktok-shop", choices=[p.replace("_", "-") for p in PLATFORMS])
+    live.add_argument("--orders", type=int, default=1200)
+    live.add_argument("--minutes", type=float, default=240.0, help="the session's length")
+    live.add_argument("--speed", type=float, default=60.0, help="times faster than real time; 0: full speed")
+    live.add_argument("--url", default="http://127.0.0.1:8000", help="the platform (orders' API)")
+    live.add_argument("--api-port", type=int, default=8800, help="where the simulated Open API listens")
+    live.add_argument("--key", default=os.environ.get("VUONMINH_API_KEY"), help="an operator key (or VUONMINH_API_KEY)")
+    live.add_argument("--shop-id", default="7495001")
+    live.add_argument("--seller", default="bl-htx-mien-dong", help="the seller the shop belongs to")
+    live.add_argument("--repeat-rate", type=float, default=0.1)
+    live.add_argument("--cancel-rate", type=float, default=0.05)
+    live.add_argument("--out-of-order-rate", type=float, default=0.05)
+    live.add_argument("--throttle-rate", type=float, default=0.0)
+    live.add_argument("--error-rate", type=float, default=0.0)
+    live.add_argument("--seed", type=int, default=7)
+    live.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for the fetches after this long")
+    live.set_defaults(func=cmd_simulate)
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    try:
+        asyncio.run(_livestream(args))
+    except (RuntimeError, httpx.HTTPError) as error:
+        raise SystemExit(f"vuonminh simulate livestream: {error}") from None
+
+
+async def _livestream(args: argparse.Namespace) -> None:
+    from vuonminh.orders.settings import PlatformSettings
+
+    platform = args.platform.replace("-", "_")
+    settings = PlatformSettings()
+    key = settings.shopee_partner_key if platform == "shopee" else settings.tiktok_shop_app_secret
+    if platform == "lazada":
+        key = settings.lazada_app_secret
+    app_key = settings.lazada_app_key if platform == "lazada" else settings.tiktok_shop_app_key
+    sim = MarketplaceSimulator(
+        platform=platform,
+        app_key=app_key or "sim-app-key",
+        app_secret=key or "sim-app-secret",
+        partner_id=settings.shopee_partner_id or 2_001_234,
+        callback_url=settings.shopee_callback_url or f"{args.url}/v1/webhooks/shopee",
+        shop_id=args.shop_id,
+        noise=Noise(
+            repeat_rate=args.repeat_rate,
+            out_of_order_rate=args.out_of_order_rate,
+            cancel_rate=args.cancel_rate,
+            throttle_rate=args.throttle_rate,
+            error_rate=args.error_rate,
+        ),
+        seed=args.seed,
+    )
+    server = uvicorn.Server(uvicorn.Config(sim.app(), host="127.0.0.1", port=args.api_port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    headers = {"authorization": f"Bearer {args.key}"} if args.key else {}
+    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=10) as client:
+        connected = await client.post(
+            "/v1/shops",
+            json={
+                "channel": platform,
+                "shop_id": sim.shop_id,
+                "seller_id": args.seller,
+                "access_token": sim.access_token,
+                "refresh_token": "sim-refresh-token",
+                "access_expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+                "shop_cipher": sim.shop_cipher,
+            },
+        )
+        if connected.status_code >= 300:
+            raise RuntimeError(
+                f"POST /v1/shops answered {connected.status_code}: {connected.text} (an operator --key?)"
+            )
+        start = int(time.time()) - int(args.minutes * 60)
+        script = sim.script(orders=args.orders, minutes=args.minutes, skus=DEMO_SKUS, start=start)
+        began = time.monotonic()
+        with tqdm(total=len(script), unit="webhook", desc=f"{args.platform} livestream") as progress:
+            await sim.play(
+                client,
+                f"/v1/webhooks/{args.platform}",
+                script,
+                start=start,
+                speed=args.speed or None,
+                progress=progress,
+            )
+        sent_s = time.monotonic() - began
+        print(f"{sim.webhooks_sent} webhooks sent in {sent_s:.1f} s; waiting for the platform to fetch every order...")
+        deadline = time.monotonic() + args.timeout
+        while not sim.all_fetched() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        total_s = time.monotonic() - began
+    server.should_exit = True
+    await serving
+    fetched = "every order's last state fetched" if sim.all_fetched() else "NOT every order fetched (timeout)"
+    print(
+        f"{args.orders} orders, {sim.webhooks_sent} webhooks: {fetched} after {total_s:.1f} s; "
+        f"{sim.api_calls} platform API calls ({sim.api_refused} refused: throttled, failed or badly signed)",
+        file=sys.stdout,
+    )
