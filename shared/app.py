@@ -20,6 +20,7 @@ from vuonminh.shared.auth import Authenticator, CredentialRegistry, Role, author
 from vuonminh.shared.backpressure import InFlightLimit
 from vuonminh.shared.ratelimit import RateLimits
 from vuonminh.shared.runtime import Platform, ServiceRuntime
+from vuonminh.shared.tracing import ServiceOnSpan, configure_tracing, fastapi_telemetry, shutdown_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -176,6 +177,7 @@ def _ops_router() -> APIRouter:
 def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable[None]] | None = None) -> FastAPI:
     authenticator = _authenticator_for(platform)
     settings = platform.settings
+    configure_tracing(settings, "+".join(platform.runtimes))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -191,6 +193,7 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
             refresh.cancel()
             await asyncio.gather(refresh, return_exceptions=True)
             await platform.stop()
+            shutdown_tracing()
 
     # The docs pages' scripts are served by the app itself: a laptop or a cluster without
     # internet access still has working /docs and /redoc.
@@ -199,6 +202,7 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
         summary="Order backbone for commune e-commerce",
         version="0.1.0",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(),
     )
     app.state.platform = platform
     app.state.authenticator = authenticator
@@ -210,6 +214,7 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
         prefixes = () if settings.public_api_docs else (DOCS_STATIC_PREFIX,)
         app.add_middleware(OperatorOnlyPaths, paths=frozenset(guarded), prefixes=prefixes)
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(ServiceOnSpan, service="+".join(platform.runtimes))
     # Added last, so it runs first: a shed request costs no body read.
     app.add_middleware(InFlightLimit, max_in_flight=settings.max_in_flight)
     for runtime in platform.runtimes.values():

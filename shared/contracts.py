@@ -97,6 +97,7 @@ def _cloudevents_headers() -> dict[str, Any]:
             "ce_time": {**text, "format": "date-time"},
             "ce_correlationid": {**text, "description": "the business flow (one order end to end)"},
             "ce_causationid": {**text, "description": "the event that caused this one"},
+            "traceparent": {**text, "description": "W3C trace context of the span that published the event"},
             "content-type": {"const": CONTENT_TYPE},
         },
     }

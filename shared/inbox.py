@@ -31,10 +31,11 @@ from tenacity import RetryCallState
 
 from vuonminh.shared.events import Envelope, PoisonMessage, UnknownEventType, dead_letter_topic
 from vuonminh.shared.faults import crash_point
-from vuonminh.shared.metrics import DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_FAILURES, HELD_PARTITIONS
+from vuonminh.shared.metrics import CONSUMER_LAG, DEAD_LETTERED, EVENTS_CONSUMED, HANDLER_FAILURES, HELD_PARTITIONS
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.retry import retrying, until_done
 from vuonminh.shared.timeutil import utc_now
+from vuonminh.shared.tracing import consumer_spans
 from vuonminh.shared.transient import is_transient
 from vuonminh.shared.transport import LogConsumer, LogProducer
 from vuonminh.shared.transport.base import TopicPartition
@@ -68,6 +69,7 @@ POLL_MAX_RECORDS = 200
 POLL_TIMEOUT_S = 0.5
 DEFAULT_HOLD_S = 30.0
 STUCK_CHECK_S = 20.0  # idle this long: check that nothing waits unfetched
+LAG_REPORT_S = 15.0  # how often a consumer publishes its lag (vuonminh_consumer_lag)
 
 
 class ConsumerStuck(ConnectionError):
@@ -111,6 +113,8 @@ class ConsumerRunner:
         hold_s: float = DEFAULT_HOLD_S,
     ) -> None:
         self.group_id = group_id
+        # The service a group belongs to (vuonminh.<service>), for its spans.
+        self._service = group_id.rsplit(".", 1)[-1]
         self.topics = tuple(topics)
         self._handlers = handlers
         self._consumer_factory = consumer_factory
@@ -125,6 +129,28 @@ class ConsumerRunner:
         self.held: dict[TopicPartition, Hold] = {}
         self._paused: set[TopicPartition] = set()
         self.last_poll_monotonic: float | None = None
+        # When the loop last turned: a poll, a (re)start of the client, or a retry of an outage.
+        # A loop that stops turning is not live (liveness), unlike one that waits out an outage.
+        self.last_turn_monotonic: float | None = None
+        self._stopping = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Graceful stop: the batch in hand is applied and its offsets committed, then the loop
+        leaves the group (its partitions move to another member at once) and `run` returns."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def _beat(self) -> None:
+        self.last_turn_monotonic = time.monotonic()
+
+    def stalled_for(self) -> float:
+        """Seconds since the loop last turned (0 before it first started)."""
+        if self.last_turn_monotonic is None:
+            return 0.0
+        return time.monotonic() - self.last_turn_monotonic
 
     def is_assigned(self) -> bool:
         return self._consumer is not None and self._consumer.is_assigned()
@@ -134,6 +160,9 @@ class ConsumerRunner:
         await until_done("consumer", self._run_one_consumer, group=self.group_id)
 
     async def _run_one_consumer(self) -> None:
+        self._beat()
+        if self.stopping:
+            return
         consumer = self._consumer_factory()
         try:
             await consumer.start()
@@ -146,10 +175,14 @@ class ConsumerRunner:
 
     async def _consume(self, consumer: LogConsumer) -> None:
         last_records = time.monotonic()
-        while True:
+        lag_reported_at = float("-inf")
+        while not self.stopping:
+            if time.monotonic() - lag_reported_at >= LAG_REPORT_S:
+                lag_reported_at = time.monotonic()
+                await self._report_lag(consumer)
             self._retry_expired_holds(consumer)
             records = await consumer.poll(max_records=POLL_MAX_RECORDS, timeout_s=POLL_TIMEOUT_S)
-            self.last_poll_monotonic = now = time.monotonic()
+            self.last_poll_monotonic = self.last_turn_monotonic = now = time.monotonic()
             if not records:
                 if now - last_records >= STUCK_CHECK_S:
                     last_records = now
@@ -174,6 +207,13 @@ class ConsumerRunner:
             for topic in {topic for topic, _ in positions}:  # e.g. "vuonminh.analytics:orders.orders:after-..."
                 crash_point(f"{self.group_id}:{topic}:after-effect-before-commit")
             await consumer.commit(positions)
+
+    async def _report_lag(self, consumer: LogConsumer) -> None:
+        try:
+            async with asyncio.timeout(5):
+                CONSUMER_LAG.labels(self.group_id).set(await consumer.lag())
+        except Exception as error:  # the log cannot answer now: the poll will say so
+            log.debug("consumer.lag_unmeasured", group=self.group_id, error=repr(error))
 
     async def _check_not_stuck(self, consumer: LogConsumer) -> None:
         """Nothing came for a while: fine if nothing waits, but a client that lost its broker
@@ -260,12 +300,16 @@ class ConsumerRunner:
             for index, (handler, envelopes) in enumerate(_runs(fresh)):
                 if isinstance(handler, BatchHandler):
                     uow.caused_by = None
-                    await handler.apply(uow, envelopes)
+                    with consumer_spans(self._service, self.group_id, envelopes):
+                        await handler.apply(uow, envelopes)
                 else:
                     (envelope,) = envelopes
                     uow.caused_by = envelope
-                    with structlog.contextvars.bound_contextvars(
-                        event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
+                    with (
+                        structlog.contextvars.bound_contextvars(
+                            event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
+                        ),
+                        consumer_spans(self._service, self.group_id, envelopes),
                     ):
                         await handler(uow, envelope)
                 applied.extend(envelopes)
@@ -310,6 +354,7 @@ class ConsumerRunner:
 
         def give_up(state: RetryCallState) -> bool:
             nonlocal record_errors
+            self._beat()  # waiting out an outage is turning, not stalling
             error = state.outcome.exception() if state.outcome else None
             transient = error is not None and is_transient(error)
             HANDLER_FAILURES.labels(self.group_id, envelope.type, "transient" if transient else "error").inc()
@@ -350,7 +395,8 @@ class ConsumerRunner:
             )
             if seen is not None:
                 return False
-            await handler(uow, envelope)
+            with consumer_spans(self._service, self.group_id, (envelope,)):
+                await handler(uow, envelope)
             # The primary key makes a racing duplicate fail here and roll the effect back.
             await uow.session.exec(
                 insert(self._processed).values(

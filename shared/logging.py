@@ -7,11 +7,22 @@ import sys
 import time
 
 import structlog
+from opentelemetry import trace
+
+
+def add_trace_ids(_logger: object, _method: str, event_dict: dict) -> dict:
+    """The trace and span a line was written in (when a span is current), to find its trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", f"{context.trace_id:032x}")
+        event_dict.setdefault("span_id", f"{context.span_id:016x}")
+    return event_dict
 
 
 def configure_logging(*, level: str = "INFO", json: bool = False) -> None:
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

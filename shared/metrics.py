@@ -1,4 +1,10 @@
-"""Prometheus metrics common to every service (served at /metrics)."""
+"""Prometheus metrics common to every service (served at /metrics).
+
+deploy/grafana/ and deploy/prometheus/ read these names (tests/test_signals.py checks that every
+metric they use is defined here or in a service's metrics module): rename one, rename it there.
+"""
+
+from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -19,7 +25,19 @@ OUTBOX_PUBLISHED = Counter("vuonminh_outbox_published_total", "Outbox rows sent 
 OUTBOX_PARKED = Counter(
     "vuonminh_outbox_parked_total", "Outbox rows the log refused for good, set aside so the rest flow", ["service"]
 )
-OUTBOX_PENDING = Gauge("vuonminh_outbox_pending", "Outbox rows not yet sent, at the last relay pass", ["service"])
+OUTBOX_PENDING = Gauge(
+    "vuonminh_outbox_pending", "Outbox rows not yet sent (parked ones aside), measured by the relay", ["service"]
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "vuonminh_outbox_oldest_unsent_age_seconds",
+    "Age of the oldest outbox row not yet sent (0 when none waits): grows when the relay is stuck",
+    ["service"],
+)
+CONSUMER_LAG = Gauge(
+    "vuonminh_consumer_lag",
+    "Records on this member's assigned partitions not yet fetched (sum over a group's members = group lag)",
+    ["group"],
+)
 WEBHOOKS = Counter("vuonminh_webhooks_total", "Webhook deliveries by channel and HTTP status", ["channel", "status"])
 WEBHOOK_LATENCY = Histogram(
     "vuonminh_webhook_seconds",
@@ -40,3 +58,16 @@ RETENTION_DELETED = Counter(
 LOCAL_LOG_BYTES = Gauge(
     "vuonminh_local_log_bytes", "Size of the embedded local log on disk, at the last retention pass"
 )
+
+
+# -- the outside: carriers' status callbacks (platform API calls: services/orders/metrics.py) -----
+CARRIER_CALLBACKS = Counter(
+    "vuonminh_carrier_callbacks_total",
+    "Status callbacks received from carriers, by result",
+    ["carrier", "result"],  # result: ok | duplicate | bad_signature | invalid | error
+)
+
+
+def record_carrier_callback(carrier: str, result: str) -> None:
+    """Counts one carrier callback: `result` is ok, duplicate, bad_signature, invalid or error."""
+    CARRIER_CALLBACKS.labels(carrier, result).inc()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Sequence
 
 import structlog
@@ -36,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from vuonminh.shared.aio import wait_for_event
 from vuonminh.shared.events import Envelope
 from vuonminh.shared.faults import crash_point
-from vuonminh.shared.metrics import OUTBOX_PARKED, OUTBOX_PENDING, OUTBOX_PUBLISHED
+from vuonminh.shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PARKED, OUTBOX_PENDING, OUTBOX_PUBLISHED
 from vuonminh.shared.records import OutgoingRecord
 from vuonminh.shared.retry import until_done
 from vuonminh.shared.timeutil import utc_now
@@ -48,6 +49,7 @@ log = structlog.get_logger(__name__)
 RELAY_BATCH = 500
 MAX_SEND_ATTEMPTS = 3  # sends of one row the log refuses (not an outage) before it is parked
 RELAY_IDLE_POLL_S = 0.5  # rows committed by another process of the service are seen this fast
+BACKLOG_REPORT_S = 10.0  # how often the relay measures the backlog (count and oldest age)
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -135,17 +137,57 @@ class OutboxRelay:
         self._sessions = sessions
         self._producer = producer
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self.last_error: str | None = None
+        self._backlog_measured_at = float("-inf")
 
     def wake(self) -> None:
         self._wake.set()
 
+    def request_stop(self) -> None:
+        """Graceful stop: `run` returns once a pass begun after this call found nothing more to
+        send, i.e. every row committed before the call is on the log. Never cancelled mid-pass
+        (a send not yet marked would be sent again by the next relay)."""
+        self._stopping.set()
+        self._wake.set()
+
     async def run(self) -> None:
         while True:
+            stopping = self._stopping.is_set()  # only a pass begun after the request may end the loop
+            if time.monotonic() - self._backlog_measured_at >= BACKLOG_REPORT_S:
+                self._backlog_measured_at = time.monotonic()
+                await self.measure_backlog()
             sent = await until_done("outbox relay", self._publish_batch_noting_errors, service=self._service)
             if sent < RELAY_BATCH:
+                if stopping:
+                    return
                 await wait_for_event(self._wake, RELAY_IDLE_POLL_S)
                 self._wake.clear()
+
+    async def measure_backlog(self) -> tuple[int, float] | None:
+        """Sets the backlog gauges: rows waiting (parked ones aside) and the oldest one's age.
+        None (gauges untouched) when the database cannot answer now; the relay says so anyway."""
+        t = self._table
+        try:
+            async with self._sessions() as session:
+                waiting, oldest = (
+                    await session.exec(
+                        select(func.count(), func.min(t.c.created_at)).where(
+                            t.c.published_at.is_(None), t.c.parked_at.is_(None)
+                        )
+                    )
+                ).one()
+        except Exception as error:
+            log.debug("outbox.backlog_unmeasured", service=self._service, error=repr(error))
+            return None
+        age = 0.0
+        if oldest is not None:
+            if oldest.tzinfo is None:  # SQLite hands back naive datetimes (stored as UTC)
+                oldest = oldest.replace(tzinfo=utc_now().tzinfo)
+            age = max(0.0, (utc_now() - oldest).total_seconds())
+        OUTBOX_PENDING.labels(self._service).set(waiting)
+        OUTBOX_OLDEST_AGE.labels(self._service).set(age)
+        return waiting, age
 
     async def _publish_batch_noting_errors(self) -> int:
         try:
@@ -174,8 +216,9 @@ class OutboxRelay:
                     .limit(RELAY_BATCH)
                 )
             ).all()
-            OUTBOX_PENDING.labels(self._service).set(len(rows))
             if not rows:
+                OUTBOX_PENDING.labels(self._service).set(0)
+                OUTBOX_OLDEST_AGE.labels(self._service).set(0)
                 return 0
             try:
                 await self._producer.send([_record(row) for row in rows])

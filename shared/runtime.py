@@ -85,6 +85,8 @@ class ServiceRuntime:
                 hold_s=settings.unknown_type_hold_s,
             )
         self._tasks: list[asyncio.Task[None]] = []
+        self._consumer_task: asyncio.Task[None] | None = None
+        self._relay_task: asyncio.Task[None] | None = None
         # What a service keeps in memory for this runtime (e.g. orders' cache of shop secrets).
         self.state: dict[str, Any] = {}
 
@@ -113,13 +115,32 @@ class ServiceRuntime:
         await until_done("connect to the log", self.producer.start, service=self.name)
         self.log_connected = True
         if self.runs_workers:
-            self._tasks.append(asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay"))
+            self._relay_task = asyncio.create_task(self.relay.run(), name=f"{self.name}-outbox-relay")
+            self._tasks.append(self._relay_task)
         if self.consumer:
-            self._tasks.append(asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer"))
+            self._consumer_task = asyncio.create_task(self.consumer.run(), name=f"{self.name}-consumer")
+            self._tasks.append(self._consumer_task)
         if self.runs_workers:
             self._start_jobs(self.spec.background)
 
+    async def stop_consuming(self, deadline: float) -> str:
+        """Graceful shutdown, step 1: the consumer applies the batch in hand, commits its offsets
+        and leaves the group. Returns how it went (for the shutdown log line)."""
+        if self.consumer is None or self._consumer_task is None:
+            return "no consumer"
+        self.consumer.request_stop()
+        return await _finish_by(self._consumer_task, deadline)
+
+    async def flush_outbox(self, deadline: float) -> str:
+        """Graceful shutdown, step 2 (after step 1, whose effects may have staged events): the
+        relay sends every row committed so far, then stops."""
+        if self._relay_task is None:
+            return "no relay"
+        self.relay.request_stop()
+        return await _finish_by(self._relay_task, deadline)
+
     async def stop(self) -> None:
+        """Cancels what still runs (after the graceful steps, or at once), closes the clients."""
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -187,8 +208,17 @@ class ServiceRuntime:
         return parts
 
     def is_live(self) -> bool:
-        """False once a background loop died: restarting the process is then the cure."""
-        return all(not task.done() for task in self._tasks)
+        """False once a background loop died or the consumer loop stopped turning: restarting
+        the process is then the cure."""
+        return not self.liveness_problems()
+
+    def liveness_problems(self) -> list[str]:
+        problems = [f"{task.get_name()} ended" for task in self._tasks if task.done()]
+        if self.consumer is not None and not self.consumer.stopping:
+            stalled = self.consumer.stalled_for()
+            if stalled > self.settings.consumer_liveness_s:
+                problems.append(f"{self.name}-consumer has not turned for {stalled:.0f} s")
+        return problems
 
 
 class Platform:
@@ -232,21 +262,51 @@ class Platform:
                 await asyncio.shield(self._connecting)
 
     def dead_loops(self) -> list[str]:
-        """The background loops that died (restarting the process is then the cure)."""
-        dead = [name for name, runtime in self.runtimes.items() if not runtime.is_live()]
+        """The background loops that died or stalled (restarting the process is then the cure)."""
+        dead = [problem for runtime in self.runtimes.values() for problem in runtime.liveness_problems()]
         task = self._connecting
         if task is not None and task.done() and (task.cancelled() or task.exception() is not None):
             dead.append("connect-to-log")
         return dead
 
-    async def stop(self) -> None:
-        await self.janitor.stop()
+    async def stop(self, drain_s: float | None = None) -> None:
+        """Graceful shutdown (uvicorn calls it on SIGTERM once the requests in flight are answered):
+        consumers finish their batch and commit offsets, then the outboxes are sent, all within
+        `drain_s` (VUONMINH_SHUTDOWN_DRAIN_S); then whatever still runs is cancelled."""
+        runtimes = list(self.runtimes.values())
+        settings = runtimes[0].settings if runtimes else None
+        if drain_s is None:
+            drain_s = settings.shutdown_drain_s if settings else 0.0
+        deadline = asyncio.get_running_loop().time() + drain_s
         if self._connecting is not None:
             self._connecting.cancel()
             await asyncio.gather(self._connecting, return_exceptions=True)
-        for runtime in reversed(list(self.runtimes.values())):
+        consumers = await asyncio.gather(*(rt.stop_consuming(deadline) for rt in runtimes))
+        relays = await asyncio.gather(*(rt.flush_outbox(deadline) for rt in runtimes))
+        log.info(
+            "platform.drained",
+            mode=self.mode,
+            role=self.role,
+            consumers=dict(zip(self.runtimes, consumers, strict=True)),
+            outbox=dict(zip(self.runtimes, relays, strict=True)),
+        )
+        await self.janitor.stop()
+        for runtime in reversed(runtimes):
             await runtime.stop()
         await self.transport.close()
+
+
+async def _finish_by(task: asyncio.Task[None], deadline: float) -> str:
+    """Waits for a loop asked to stop, until the deadline; then cancels it."""
+    if task.done():
+        return "already ended"
+    remaining = deadline - asyncio.get_running_loop().time()
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, remaining))
+    if done:
+        return "finished"
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return "cancelled at the deadline"
 
 
 def kafka_platform(settings: Settings, service_names: Sequence[str], *, role: Role = "all") -> Platform:

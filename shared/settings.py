@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     unknown_type_hold_s: float = Field(default=30.0, gt=0, validation_alias="VUONMINH_UNKNOWN_TYPE_HOLD_S")
     # A consumer is reported unready when its poll loop has not turned for this long.
     consumer_stall_s: float = Field(default=60.0, validation_alias="VUONMINH_CONSUMER_STALL_S")
+    # A consumer loop that has not turned (polled, or retried an outage) for this long is dead:
+    # /healthz fails and Kubernetes restarts the process. Kafka's max.poll.interval is the same 5 min.
+    consumer_liveness_s: float = Field(default=300.0, gt=0, validation_alias="VUONMINH_CONSUMER_LIVENESS_S")
+    # On SIGTERM (after uvicorn has answered the requests in flight): how long the workers get to
+    # finish the batch in hand, commit its offsets and send what the outbox holds. Keep it, plus
+    # uvicorn's 20 s, under the pod's terminationGracePeriodSeconds.
+    shutdown_drain_s: float = Field(default=15.0, ge=0, validation_alias="VUONMINH_SHUTDOWN_DRAIN_S")
+
+    # -- traces (shared/tracing.py) ------------------------------------------------------------
+    # OTLP/HTTP endpoint of a collector (e.g. http://otel-collector:4318). Unset: no traces.
+    otlp_endpoint: str | None = Field(default=None, validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT")
 
     # -- access (shared/auth.py, docs/architecture.md "Access") -----------------------------------
     # The private key that signs tokens, `kid:<base64url Ed25519 seed>`: only where tokens are

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 
 SERVICES = ("catalog", "orders", "logistics", "analytics")
+ROLES = ("api", "worker")
 INFRA = ("kafka", "postgres")
+# The simulators (orders' and logistics' issues) and the `vuonminh simulate` subcommand each runs.
+SIMULATORS = {"marketplace-simulator": "livestream", "carrier-simulator": "carriers"}
 
 # --- where the schema comes from -------------------------------------------------------------
 # check-jsonschema's release script downloads schema/compose-spec.json from the compose-spec
@@ -149,16 +153,16 @@ def test_compose_file_is_valid_against_the_compose_spec(validator, compose) -> N
 
 
 def _ports_as_int(data: dict[str, Any]) -> None:
-    data["services"]["catalog"]["ports"] = 8001
+    data["services"]["catalog-api"]["ports"] = 8001
 
 
 def _unknown_top_level_key(data: dict[str, Any]) -> None:
-    data["servics"] = {"catalog": {"image": "vuonminh:dev"}}
+    data["servics"] = {"catalog-api": {"image": "vuonminh:dev"}}
 
 
 def _unknown_depends_on_condition(data: dict[str, Any]) -> None:
     # A new mapping: the services' depends_on is one shared object (a YAML alias).
-    data["services"]["orders"]["depends_on"] = {
+    data["services"]["orders-api"]["depends_on"] = {
         "kafka": {"condition": "service_ready"},
         "postgres": {"condition": "service_healthy"},
     }
@@ -167,9 +171,9 @@ def _unknown_depends_on_condition(data: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("break_it", "where"),
     [
-        (_ports_as_int, "services/catalog/ports"),
+        (_ports_as_int, "services/catalog-api/ports"),
         (_unknown_top_level_key, "<root>"),
-        (_unknown_depends_on_condition, "services/orders/depends_on"),
+        (_unknown_depends_on_condition, "services/orders-api/depends_on"),
     ],
     ids=["ports-as-int", "unknown-top-level-key", "unknown-depends-on-condition"],
 )
@@ -187,46 +191,67 @@ def test_a_broken_copy_fails_validation(
 # --- beyond the schema: what the services need -----------------------------------------------
 
 
-def test_the_four_services_each_serve_their_own_name(compose) -> None:
+def _parts(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The service containers: <service>-api and <service>-worker."""
+    return {f"{name}-{role}": compose["services"][f"{name}-{role}"] for name in SERVICES for role in ROLES}
+
+
+def test_each_service_runs_as_an_api_and_a_worker_container(compose) -> None:
     from vuonminh.shared.runtime import SERVICE_NAMES
 
     assert set(SERVICES) == set(SERVICE_NAMES), "compose and the CLI disagree on the service names"
     services = compose["services"]
-    assert set(services) == set(SERVICES) | set(INFRA), sorted(services)
+    expected = {f"{name}-{role}" for name in SERVICES for role in ROLES} | set(INFRA) | {"init"} | set(SIMULATORS)
+    assert set(services) == expected, sorted(set(services) ^ expected)
     for name in SERVICES:
-        assert services[name]["command"] == ["serve", name], name
+        for role in ROLES:
+            assert services[f"{name}-{role}"]["command"] == ["serve", name, "--role", role], (name, role)
 
 
 def test_the_services_share_one_image_built_from_the_repo(compose) -> None:
     services = compose["services"]
-    images = {services[name].get("image") for name in SERVICES}
+    built = {**_parts(compose), "init": services["init"], **{name: services[name] for name in SIMULATORS}}
+    images = {service.get("image") for service in built.values()}
     assert len(images) == 1 and None not in images, images
-    for name in SERVICES:
-        build = services[name].get("build")
+    for name, service in built.items():
+        build = service.get("build")
         context = build.get("context") if isinstance(build, dict) else build
         assert context in (".", "./"), (name, build)
     assert (REPO / "Dockerfile").is_file(), "build: . needs the Dockerfile at the repo root"
 
 
-def test_every_service_waits_for_healthy_kafka_and_postgres(compose) -> None:
+def test_init_creates_the_topics_and_migrates_every_service_before_they_start(compose) -> None:
     services = compose["services"]
+    init = services["init"]
+    script = " ".join(init["command"]) if isinstance(init["command"], list) else init["command"]
+    assert init["entrypoint"][0] == "sh"
+    assert "vuonminh topics create" in script
+    loop = re.search(r"for service in ([a-z ]+); do vuonminh db upgrade \"\$\$service\"", script)
+    assert loop and loop.group(1).split() == list(SERVICES), script
+    assert init.get("restart") == "no", "a one-shot job must not be restarted after it succeeded"
+    for dependency in INFRA:
+        assert init["depends_on"][dependency]["condition"] == "service_healthy"
     for dependency in INFRA:
         assert services[dependency].get("healthcheck", {}).get("test"), (
             f"{dependency} has no healthcheck, so condition: service_healthy could never be met"
         )
-    for name in SERVICES:
-        depends_on = services[name].get("depends_on")
+    for name, service in _parts(compose).items():
+        depends_on = service.get("depends_on")
         assert isinstance(depends_on, dict), f"{name}: depends_on must be the long form with conditions"
         for dependency in INFRA:
             assert depends_on.get(dependency, {}).get("condition") == "service_healthy", (name, dependency)
+        assert depends_on.get("init", {}).get("condition") == "service_completed_successfully", name
+        # init made the topics: a service creating them would race it with other settings.
+        assert env_of(service).get("VUONMINH_TOPIC_AUTO_CREATE") == "false", name
 
 
-def test_kafka_disables_topic_auto_creation(compose) -> None:
+def test_kafka_is_pinned_kraft_and_disables_topic_auto_creation(compose) -> None:
     kafka = compose["services"]["kafka"]
     env = env_of(kafka)
     assert env.get("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "").lower() == "false", env
     assert env.get("KAFKA_PROCESS_ROLES") == "broker,controller"
-    assert kafka["image"].startswith("apache/kafka:4."), kafka["image"]
+    assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", kafka["image"]), f"pin an exact version: {kafka['image']}"
+    assert re.fullmatch(r"postgres:\d+\.\d+(-\w+)?", compose["services"]["postgres"]["image"])
     assert "kafka-topics.sh" in str(kafka["healthcheck"]["test"])
 
 
@@ -235,8 +260,8 @@ def test_service_environment_points_at_the_compose_infrastructure(compose) -> No
     kafka_advertised = env_of(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
     pg = env_of(services["postgres"])
     expected_db = f"postgresql://{pg['POSTGRES_USER']}:{pg['POSTGRES_PASSWORD']}@postgres:5432/{pg['POSTGRES_DB']}"
-    for name in SERVICES:
-        env = env_of(services[name])
+    for name, service in {**_parts(compose), "init": services["init"]}.items():
+        env = env_of(service)
         bootstrap = env.get("KAFKA_BOOTSTRAP_SERVERS", "")
         assert bootstrap and all(server in kafka_advertised for server in bootstrap.split(",")), (
             name,
@@ -244,19 +269,35 @@ def test_service_environment_points_at_the_compose_infrastructure(compose) -> No
             kafka_advertised,
         )
         assert env.get("DATABASE_URL") == expected_db, name
-    # orders refuses to start without the webhook secret.
-    assert env_of(services["orders"]).get("VUONMINH_DIRECT_SECRET"), "orders needs VUONMINH_DIRECT_SECRET"
+    # orders' API refuses to start without a webhook secret.
+    assert env_of(services["orders-api"]).get("VUONMINH_DIRECT_SECRET"), "orders needs VUONMINH_DIRECT_SECRET"
 
 
-def test_services_publish_distinct_host_ports_and_check_readiness(compose) -> None:
-    services = compose["services"]
+def test_apis_publish_distinct_host_ports_and_every_part_checks_readiness(compose) -> None:
     published = {}
-    for name in SERVICES:
-        ports = services[name]["ports"]
+    for name, service in _parts(compose).items():
+        assert "/readyz" in str(service["healthcheck"]["test"]), name
+        assert service.get("restart") == "unless-stopped", name
+        # Long enough for the graceful stop: uvicorn's 20 s plus the workers' drain.
+        assert service.get("stop_grace_period") == "45s", name
+        assert service.get("read_only") is True and "/tmp" in service.get("tmpfs", []), name
+        if name.endswith("-worker"):
+            assert "ports" not in service, f"{name}: workers take no traffic"
+            continue
+        ports = service["ports"]
         # Quoted on purpose: YAML 1.1 reads an unquoted 8001:8000 as a base-60 integer.
         assert all(isinstance(port, str) for port in ports), (name, ports)
         assert [port.rsplit(":", 1)[1] for port in ports] == ["8000"], (name, ports)
         published[name] = ports[0].rsplit(":", 1)[0]
-        assert "/readyz" in str(services[name]["healthcheck"]["test"]), name
-        assert services[name].get("restart") == "unless-stopped", name
     assert sorted(published.values()) == ["8001", "8002", "8003", "8004"], published
+
+
+def test_the_simulators_run_only_with_their_profile(compose) -> None:
+    services = compose["services"]
+    for name, subcommand in SIMULATORS.items():
+        simulator = services[name]
+        assert simulator.get("profiles") == ["simulators"], name
+        assert simulator["command"][:2] == ["simulate", subcommand], name
+    for name, service in services.items():
+        if name not in SIMULATORS:
+            assert "profiles" not in service, f"{name} must start with a plain `docker compose up`"

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from vuonminh.shared.events.base import EventPayload, payload_class_for
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
 from vuonminh.shared.timeutil import utc_now
+from vuonminh.shared.tracing import TRACEPARENT, traceparent_for_new_event
 
 SPEC_VERSION = "1.0"
 OUR_TYPE_PREFIX = "vuonminh."  # every type we publish: vuonminh.<service>.<event>.v<N>
@@ -49,6 +50,9 @@ class Envelope:
     correlation_id: str
     causation_id: str | None = None
     topic: str = field(default="")
+    # W3C trace context of the span the event was published in (shared/tracing.py); not part of
+    # the event's identity, carried as the `traceparent` header.
+    traceparent: str | None = field(default=None, compare=False)
 
     @classmethod
     def new(
@@ -63,6 +67,9 @@ class Envelope:
         event_id = event_id or str(uuid.uuid4())
         if caused_by is not None:
             correlation_id = correlation_id or caused_by.correlation_id
+        traceparent = traceparent_for_new_event(
+            caused_by.id if caused_by else None, caused_by.traceparent if caused_by else None
+        )
         return cls(
             id=event_id,
             type=data.TYPE,
@@ -73,6 +80,7 @@ class Envelope:
             correlation_id=correlation_id or event_id,
             causation_id=caused_by.id if caused_by else None,
             topic=str(data.TOPIC),
+            traceparent=traceparent,
         )
 
     def data_as(self, payload_class: type[P]) -> P:
@@ -94,6 +102,8 @@ class Envelope:
         ]
         if self.causation_id:
             pairs.append(("ce_causationid", self.causation_id))
+        if self.traceparent:
+            pairs.append((TRACEPARENT, self.traceparent))
         return tuple((name, value.encode()) for name, value in pairs)
 
     def to_record(self) -> OutgoingRecord:
@@ -133,4 +143,5 @@ class Envelope:
             correlation_id=attrs.get("ce_correlationid") or attrs["ce_id"],
             causation_id=attrs.get("ce_causationid"),
             topic=record.topic,
+            traceparent=attrs.get(TRACEPARENT),
         )
