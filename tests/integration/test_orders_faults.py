@@ -5,6 +5,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from contextlib import asynccontextmanager, suppress
 
 import httpx
@@ -73,6 +74,15 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
             return await count_rows(query) == 1
 
         await eventually(changed_placed, timeout_s=30)
+        # Intake answers 409 from its in-memory keys of final orders: wait for a pass that saw it placed.
+        placed_seen_at = time.time()
+
+        async def intake_caught_up() -> bool:
+            metrics = (await orders.get("/metrics")).text
+            line = next(x for x in metrics.splitlines() if x.startswith("vuonminh_intake_final_orders_covered"))
+            return float(line.split()[-1]) > placed_seen_at
+
+        await eventually(intake_caught_up, timeout_s=30)
         changed = order_body("CHANGED-1", payment={"method": "prepaid"})
         conflict = await _post(orders, changed)
         assert conflict.status_code == 409 and conflict.json()["differs"] == ["payment_method"]
