@@ -171,6 +171,8 @@ class ConsumerRunner:
                     del self.held[partition]
                     HELD_PARTITIONS.labels(self.group_id, partition[0]).dec()
             crash_point(f"{self.group_id}:after-effect-before-commit")
+            for topic in {topic for topic, _ in positions}:  # e.g. "vuonminh.analytics:orders.orders:after-..."
+                crash_point(f"{self.group_id}:{topic}:after-effect-before-commit")
             await consumer.commit(positions)
 
     async def _check_not_stuck(self, consumer: LogConsumer) -> None:

@@ -111,6 +111,19 @@ class Settings(BaseSettings):
     # until the janitor has freed space or the cap is raised. Unset: the disk is the limit.
     # Keep it far above one outbox relay send (up to 200 events): hundreds of MB in practice.
     local_log_max_mb: float | None = Field(default=None, ge=1, validation_alias="VUONMINH_LOCAL_LOG_MAX_MB")
+    # The host of the GS1 Digital Link URIs printed on lots' QR codes (https://<domain>/01/<GTIN>/10/<lot>):
+    # the public address that serves catalog's trace pages.
+    trace_domain: str = Field(
+        default="truyxuat.vuonminh.vn",
+        pattern=r"^[A-Za-z0-9.-]+(:\d+)?$",
+        validation_alias="VUONMINH_TRACE_DOMAIN",
+    )
+
+    # -- analytics: who counts as a core seller (docs/architecture.md, "Analytics") -------------
+    # At least this many orders a day on at least `min_days` of the last `window_days` days.
+    core_seller_min_orders: int = Field(default=20, ge=1, validation_alias="VUONMINH_CORE_SELLER_MIN_ORDERS")
+    core_seller_window_days: int = Field(default=7, ge=1, le=366, validation_alias="VUONMINH_CORE_SELLER_WINDOW_DAYS")
+    core_seller_min_days: int = Field(default=5, ge=1, validation_alias="VUONMINH_CORE_SELLER_MIN_DAYS")
 
 
 @lru_cache

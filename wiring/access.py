@@ -19,4 +19,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhooks/tiktok-shop"): "signed by TikTok Shop (Authorization: HMAC of app key + body)",
     ("POST", "/v1/webhooks/shopee"): "signed by Shopee (Authorization: HMAC of callback URL | body)",
     ("POST", "/v1/webhooks/lazada"): "signed by Lazada (Authorization: HMAC of app key + body)",
+    (
+        "GET",
+        "/01/{gtin}/10/{lot_code}",
+    ): "a lot's trace page (GS1 Digital Link on the package): public, no personal data",
 }

@@ -9,6 +9,7 @@ from vuonminh.shared.events import (
     OrderReceivedV2,
     ProductListed,
     SellerRegistered,
+    SellerRegisteredV2,
     ShipmentStatusChanged,
     StockReservationFailed,
     StockReserved,
@@ -21,7 +22,10 @@ SERVICE = ServiceSpec(
     metadata=OrdersTable.metadata,
     router=router,
     subscriptions={
-        Topic.CATALOG_SELLERS: {SellerRegistered.TYPE: handlers.on_seller_registered},
+        Topic.CATALOG_SELLERS: {
+            SellerRegistered.TYPE: handlers.on_seller_registered,
+            SellerRegisteredV2.TYPE: handlers.on_seller_registered,
+        },
         Topic.CATALOG_PRODUCTS: {
             ProductListed.TYPE: handlers.on_product_listed,
             ListingPublished.TYPE: handlers.on_listing_published,

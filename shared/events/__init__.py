@@ -13,6 +13,8 @@ from vuonminh.shared.events.catalog import (
     ReservationProblem,
     ReservedLine,
     SellerRegistered,
+    SellerRegisteredV2,
+    StockAdjusted,
     StockReservationFailed,
     StockReserved,
 )
@@ -74,6 +76,8 @@ __all__ = [
     "ReservedLine",
     "RejectionReasonV2",
     "SellerRegistered",
+    "SellerRegisteredV2",
+    "StockAdjusted",
     "ShipmentDispatched",
     "ShipmentStatusChanged",
     "StockReservationFailed",

@@ -130,7 +130,7 @@ async def test_kill_9_while_webhooks_arrive_loses_and_duplicates_nothing(tmp_pat
 
 
 async def test_crash_between_effect_and_offset_commit_in_embedded_mode(tmp_path):
-    first = _run(tmp_path, VUONMINH_CRASH_POINT="vuonminh.analytics:after-effect-before-commit@3")
+    first = _run(tmp_path, VUONMINH_CRASH_POINT="vuonminh.analytics:orders.orders:after-effect-before-commit@3")
     await first.wait_ready()
     report, sending = _send_in_background(first, run_id="crash")
 
