@@ -251,6 +251,9 @@ def differences(stored: Any, incoming: Any, path: str = "") -> list[str]:
 
 
 # -- the order's life after intake ------------------------------------------------------------------------
+# Placed or later: the order is final, another content for it is a conflict (409 at intake, recorded by
+# the consumer), never applied.
+FINAL_FOR_INTAKE = ("placed", "confirmed", "shipped", "delivered", "returned", "cancelled")
 # Our statuses in the order they follow each other; cancelled and rejected end an order's life.
 LIFECYCLE_RANK = {
     "awaiting_payment": 0,

@@ -88,7 +88,7 @@ async def on_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
     order = await find_order(uow.session, received.channel, received.shop_id, received.order_id, lock=True)
     if order is not None:
         differs = domain.differences(domain.order_content(received_from(order)), domain.order_content(received))
-        if order.status == "placed":
+        if order.status in domain.FINAL_FOR_INTAKE:
             if differs:
                 _record_conflict(order, envelope, received, differs)
             else:

@@ -83,8 +83,7 @@ def limit_errors(webhook: DirectOrderWebhook) -> list[dict]:
     ]
 
 
-# An order in one of these states is final for intake: the same order id with other content is refused (409).
-FINAL_FOR_INTAKE = ("placed", "confirmed", "shipped", "delivered", "returned", "cancelled")
+FINAL_FOR_INTAKE = domain.FINAL_FOR_INTAKE
 
 
 class StoredOrderLookup:
