@@ -54,7 +54,7 @@ async def test_disk_use_stays_flat_over_rounds_of_orders(tmp_path):
         topics = await platform.transport.log.topics()
 
     # Every order went through, although the log now holds only the newest record of each topic.
-    assert len(orders) == ROUNDS * ORDERS_PER_ROUND and {o["status"] for o in orders} == {"placed"}
+    assert len(orders) == ROUNDS * ORDERS_PER_ROUND and {o["status"] for o in orders} <= {"placed", "confirmed"}
     assert topics["orders.intake"][1] + 1 == ROUNDS * ORDERS_PER_ROUND
     assert all(first == last for first, last in topics.values())
     # After the first rounds have sized the files, later rounds reuse the freed pages.
