@@ -70,7 +70,7 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
         assert (await _post(orders, order_body("CHANGED-1"))).status_code == 202
 
         async def changed_placed() -> bool:
-            query = "SELECT count(*) FROM orders.orders WHERE external_order_id = 'CHANGED-1' AND status = 'placed'"
+            query = "SELECT count(*) FROM orders.orders WHERE external_order_id = 'CHANGED-1' AND status IN ('placed', 'confirmed')"
             return await count_rows(query) == 1
 
         await eventually(changed_placed, timeout_s=30)
@@ -235,7 +235,9 @@ async def _shops_and_outage(start_service, seed_catalog_via, database_url, count
         assert [r.status_code for r in down] == [202, 202, 202]
 
         async def stored() -> bool:
-            query = "SELECT count(*) FROM orders.orders WHERE shop_id = 'tts-binh-lu' AND status = 'placed'"
+            query = (
+                "SELECT count(*) FROM orders.orders WHERE shop_id = 'tts-binh-lu' AND status IN ('placed', 'confirmed')"
+            )
             return await count_rows(query) == 4
 
         await eventually(stored, timeout_s=90)
