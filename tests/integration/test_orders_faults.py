@@ -70,7 +70,10 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
         assert (await _post(orders, order_body("CHANGED-1"))).status_code == 202
 
         async def changed_placed() -> bool:
-            query = "SELECT count(*) FROM orders.orders WHERE external_order_id = 'CHANGED-1' AND status IN ('placed', 'confirmed')"
+            query = (
+                "SELECT count(*) FROM orders.orders "
+                "WHERE external_order_id = 'CHANGED-1' AND status IN ('placed', 'confirmed')"
+            )
             return await count_rows(query) == 1
 
         await eventually(changed_placed, timeout_s=30)
