@@ -88,7 +88,10 @@ async def _check_exactly_once(base_url: str, report: SendReport) -> None:
                         f"/v1/kpis/communes/{ward}", params={"from": first_day.isoformat(), "to": today.isoformat()}
                     )
                 ).json()
-            return result if sum(k["shipments"] for k in result.values()) >= len(shipments) else None
+            settled = sum(k["shipments"] for k in result.values()) >= len(shipments) and all(
+                result[ward]["orders"] == len(expected[ward]["orders"]) for ward in wards
+            )  # refusals from the stock step may land after the shipments
+            return result if settled else None
 
         kpis = await eventually(kpis_settled, timeout_s=120, interval_s=0.5)
         await asyncio.sleep(1)
