@@ -325,13 +325,13 @@ class Bench:
         like = f"external_order_id LIKE '{run_id}-%'"
         stored_rows = await db.fetch("orders", f"SELECT external_order_id, status FROM {{s}}orders WHERE {like}")
         stored_ids = [row[0] for row in stored_rows]
-        placed = sum(1 for row in stored_rows if row[1] == "placed")
+        placed = sum(1 for row in stored_rows if row[1] in ("placed", "confirmed"))
         counted = await db.scalar("analytics", "SELECT count(DISTINCT order_id) FROM {s}seller_order_facts")
         recount_rows = await db.fetch(
             "orders",
             "SELECT l.seller_ward_code, count(DISTINCT l.order_id), sum(l.line_total_vnd), sum(l.line_weight_g) "
             "FROM {s}order_lines l JOIN {s}orders o ON o.id = l.order_id "
-            f"WHERE o.status = 'placed' AND o.{like} GROUP BY l.seller_ward_code",
+            f"WHERE o.status IN ('placed', 'confirmed') AND o.{like} GROUP BY l.seller_ward_code",
         )
         recount = {ward: (n, int(gmv), round(int(grams) / 1000, 3)) for ward, n, gmv, grams in recount_rows}
         today = vietnam_day(utc_now())

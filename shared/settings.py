@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     # Webhook intake looks the order up (409 when already stored with other content) for at
     # most this long; when the database is slow or down it skips the check and still accepts.
     intake_lookup_timeout_s: float = Field(default=0.5, gt=0, validation_alias="VUONMINH_INTAKE_LOOKUP_TIMEOUT_S")
+    # Intake keeps the keys of final orders in memory (409 without a read per webhook): reloaded this
+    # often from the orders whose status changed, covering orders placed within the window at start.
+    final_orders_refresh_s: float = Field(default=1.0, gt=0, validation_alias="VUONMINH_FINAL_ORDERS_REFRESH_S")
+    final_orders_window_days: float = Field(default=30.0, gt=0, validation_alias="VUONMINH_FINAL_ORDERS_WINDOW_DAYS")
     # An order naming a SKU or seller that orders' copy of the catalog lacks waits this long for
     # catalog's event, then is rejected; the sweep that decides it runs every catalog_sweep_s.
     catalog_wait_s: float = Field(default=3600.0, ge=0, validation_alias="VUONMINH_CATALOG_WAIT_S")

@@ -251,6 +251,9 @@ def differences(stored: Any, incoming: Any, path: str = "") -> list[str]:
 
 
 # -- the order's life after intake ------------------------------------------------------------------------
+# Placed or later: the order is final, another content for it is a conflict (409 at intake, recorded by
+# the consumer), never applied.
+FINAL_FOR_INTAKE = ("placed", "confirmed", "shipped", "delivered", "returned", "cancelled")
 # Our statuses in the order they follow each other; cancelled and rejected end an order's life.
 LIFECYCLE_RANK = {
     "awaiting_payment": 0,
@@ -262,9 +265,6 @@ LIFECYCLE_RANK = {
     "returned": 5,
 }
 FINAL = frozenset({"cancelled", "rejected"})
-# Placed and every state after it: the order's content is settled, a different version gets 409.
-# Only an order still waiting for the catalog, or rejected, may be replaced by the shop's new version.
-CONTENT_SETTLED = frozenset({"placed", "confirmed", "shipped", "delivered", "returned", "cancelled"})
 # A platform's state (each platform's own statuses map onto these, see channels/) in its order.
 PLATFORM_RANK = {"unpaid": 0, "to_ship": 1, "shipped": 2, "delivered": 3, "returned": 4, "cancelled": 5}
 # What a platform state moves our order to, once it is placed.

@@ -58,6 +58,8 @@ from vuonminh.shared.unit_of_work import UnitOfWork
 log = structlog.get_logger(__name__)
 
 AWAITING = "awaiting_catalog"
+# Reasons catalog's stock step gives (reservation_failed): the order was placed, then refused.
+STOCK_REFUSALS = frozenset({"out_of_stock", "not_orderable"})
 # Parked orders looked at per sweep pass; the oldest first.
 SWEEP_BATCH = 500
 
@@ -88,16 +90,20 @@ async def on_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
     order = await find_order(uow.session, received.channel, received.shop_id, received.order_id, lock=True)
     if order is not None:
         differs = domain.differences(domain.order_content(received_from(order)), domain.order_content(received))
-        if order.status in domain.CONTENT_SETTLED:
+        if order.status in domain.FINAL_FOR_INTAKE:
             if differs:
                 _record_conflict(order, envelope, received, differs)
             else:
                 log.info("orders.same_order_again", order_id=order.id, event_id=envelope.id)
             return
-        if order.status == AWAITING and not differs:
+        refused_by_stock = order.status == "rejected" and any(
+            reason.get("code") in STOCK_REFUSALS for reason in order.rejection_reasons
+        )
+        if (order.status == AWAITING or refused_by_stock) and not differs:
+            # The same order again (a shop's retry): a stock refusal stands until the shop changes the order.
             log.info("orders.same_order_again", order_id=order.id, event_id=envelope.id)
             return
-        # Not settled (rejected, or still waiting for the catalog): the shop's new version replaces it.
+        # Not placed (rejected, or still waiting for the catalog): the shop's new version replaces it.
         log.info("orders.order_replaced", order_id=order.id, previous_status=order.status, event_id=envelope.id)
         _take_version(order, received, envelope)
     else:
@@ -338,6 +344,8 @@ async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision) -> No
     if had_waits:
         await session.exec(delete(OrderCatalogWait).where(col(OrderCatalogWait.order_id) == order.id))
     if placed:
+        # An order refused by the stock step after it was placed keeps its lines: a new version replaces them.
+        await session.exec(delete(OrderLineRow).where(col(OrderLineRow.order_id) == order.id))
         for line_no, line in enumerate(decision.lines, start=1):
             session.add(OrderLineRow(order_id=order.id, line_no=line_no, **line.model_dump()))
     _history(uow, order, source="intake", note=None if placed else "; ".join(r.code for r in decision.reasons))

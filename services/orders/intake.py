@@ -13,15 +13,18 @@ import asyncio
 import hashlib
 import time
 import uuid
+from datetime import datetime, timedelta
 
 import structlog
+from sqlmodel import col, select
 
 from vuonminh.orders import domain
 from vuonminh.orders.handlers import find_order, received_from
-from vuonminh.orders.metrics import INTAKE_LOOKUPS
-from vuonminh.orders.models import DirectOrderWebhook
+from vuonminh.orders.metrics import INTAKE_FINAL_ORDERS, INTAKE_FINAL_ORDERS_COVERED, INTAKE_LOOKUPS
+from vuonminh.orders.models import DirectOrderWebhook, Order
 from vuonminh.shared import db
 from vuonminh.shared.events import Envelope, OrderReceived, PlatformOrderNotified
+from vuonminh.shared.events.orders import order_key
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.transport import LogProducer
@@ -80,28 +83,67 @@ def limit_errors(webhook: DirectOrderWebhook) -> list[dict]:
     ]
 
 
-class StoredOrderLookup:
-    """Finds how an incoming order differs from the stored one, without making intake depend
-    on the database: each look-up gives up after VUONMINH_INTAKE_LOOKUP_TIMEOUT_S, and after a
-    failure the next ones are skipped for a while.
+FINAL_FOR_INTAKE = domain.FINAL_FOR_INTAKE
 
-    Most webhooks bring new orders, so the first read is a point read of the order's status on
-    the driver itself (see db.PointReader); only a placed order is loaded whole to compare it.
+
+class StoredOrderLookup:
+    """Finds how an incoming order differs from the stored one, without a database round trip for a
+    new order: intake keeps in memory the keys of the orders that are final (placed or later), loaded
+    by a background loop every VUONMINH_FINAL_ORDERS_REFRESH_S from the orders whose status changed
+    since the last pass (orders placed within VUONMINH_FINAL_ORDERS_WINDOW_DAYS at start). Only an order
+    whose key is known is read whole, to name what differs: that is rare (a shop resending a placed
+    order). An order placed since the last pass is let through, and the consumer records the conflict.
+
+    Until the first load, each look-up is a point read on the driver (see db.PointReader), bounded by
+    VUONMINH_INTAKE_LOOKUP_TIMEOUT_S and skipped for a while after a failure.
     """
 
     PAUSE_AFTER_FAILURE_S = 5.0
+    # Transactions stamp status_changed_at before they commit: each pass looks back this far.
+    OVERLAP_S = 10.0
 
     def __init__(self, runtime: ServiceRuntime) -> None:
         self._runtime = runtime
         self.reader = db.PointReader(runtime.engine, schema=runtime.name)
         self._skip_until = 0.0
+        self.final_keys: set[str] = set()
+        self.loaded = False
+        self.covered_until: datetime | None = None  # status changes up to here are in final_keys
+
+    async def refresh(self) -> None:
+        """One pass: the orders whose status changed since the last pass join or leave the known keys."""
+        now = utc_now()
+        settings = self._runtime.settings
+        since = (
+            self.covered_until - timedelta(seconds=self.OVERLAP_S)
+            if self.covered_until is not None
+            else now - timedelta(days=settings.final_orders_window_days)
+        )
+        query = select(Order.channel, Order.shop_id, Order.external_order_id, Order.status).where(
+            col(Order.status_changed_at) >= since
+        )
+        async with db.read_only_session(self._runtime.engine) as session:
+            rows = (await session.exec(query)).all()
+        for channel, shop_id, order_id, status in rows:
+            key = order_key(channel, shop_id, order_id)
+            if status in FINAL_FOR_INTAKE:
+                self.final_keys.add(key)
+            else:
+                self.final_keys.discard(key)
+        self.covered_until = now
+        self.loaded = True
+        INTAKE_FINAL_ORDERS.set(len(self.final_keys))
+        INTAKE_FINAL_ORDERS_COVERED.set(now.timestamp())
 
     async def conflict(self, received: OrderReceived) -> tuple[str, list[str]] | None:
-        """(our order id, differing fields) when the order is placed with other content, else None.
+        """(our order id, differing fields) when the order is final with other content, else None.
 
-        An order that is not placed (rejected, or awaiting the catalog) may be replaced by a new
-        version, so only a placed one conflicts.
+        An order that is not final (rejected, or awaiting the catalog) may be replaced by a new
+        version, so only a final one conflicts.
         """
+        if self.loaded and received.aggregate_id() not in self.final_keys:
+            INTAKE_LOOKUPS.labels("not_final_in_memory").inc()
+            return None
         if time.monotonic() < self._skip_until:
             INTAKE_LOOKUPS.labels("skipped").inc()
             return None
@@ -115,7 +157,7 @@ class StoredOrderLookup:
                     external_order_id=received.order_id,
                 )
                 order = None
-                if stored is not None and stored["status"] in domain.CONTENT_SETTLED:
+                if stored is not None and stored["status"] in FINAL_FOR_INTAKE:
                     async with db.read_only_session(self._runtime.engine) as session:
                         order = await find_order(session, received.channel, received.shop_id, received.order_id)
         except Exception as error:  # slow or down: accept; the consumer records a conflict if there is one
@@ -141,8 +183,17 @@ def lookup_of(runtime: ServiceRuntime) -> StoredOrderLookup:
 
 
 async def hold_lookup_connections(runtime: ServiceRuntime) -> None:
-    """Background job owning intake's look-up connections: they are closed when the service stops."""
+    """Background job of the API: keeps intake's keys of final orders fresh (every
+    VUONMINH_FINAL_ORDERS_REFRESH_S) and owns the look-up's connections, closed when the service stops."""
+    lookup = lookup_of(runtime)
     try:
-        await asyncio.Event().wait()
+        while True:
+            try:
+                await lookup.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # the database is away: keep the keys we have (the consumer still checks)
+                log.warning("orders.final_orders_refresh_failed", error=repr(error))
+            await asyncio.sleep(runtime.settings.final_orders_refresh_s)
     finally:
-        await lookup_of(runtime).close()
+        await lookup.close()

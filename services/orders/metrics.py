@@ -14,7 +14,9 @@ ORDERS_AWAITING_CATALOG = Gauge(
 INTAKE_LOOKUPS = Counter(
     "vuonminh_intake_order_lookups_total",
     "Webhook intake's look-up of the stored order, by outcome",
-    ["outcome"],  # found | not_found | skipped (database recently unreachable) | failed (timeout or error)
+    # not_final_in_memory (no read: the common case) | found | not_found (point reads before the first load)
+    # | skipped (database recently unreachable) | failed (timeout or error)
+    ["outcome"],
 )
 FALLBACK_SECRET_USED = Counter(
     "vuonminh_webhook_fallback_secret_total",
@@ -45,4 +47,11 @@ TOKEN_REFRESHES = Counter(
     "vuonminh_platform_token_refreshes_total",
     "Marketplace shops' access token refreshes, by channel and outcome",
     ["channel", "outcome"],  # refreshed | failed
+)
+INTAKE_FINAL_ORDERS = Gauge(
+    "vuonminh_intake_final_orders", "Keys of final orders intake holds in memory to answer 409 without a read"
+)
+INTAKE_FINAL_ORDERS_COVERED = Gauge(
+    "vuonminh_intake_final_orders_covered_timestamp_seconds",
+    "Status changes up to this time are in intake's keys of final orders (unix seconds)",
 )

@@ -32,7 +32,7 @@ async def test_an_order_flows_through_all_four_services(start_stack, seed_catalo
             return found or None
 
         order = (await eventually(stored, timeout_s=30))[0]
-    assert order["status"] == "placed"
+    assert order["status"] in ("placed", "confirmed")  # confirmed once catalog reserved the stock
     assert order["total_vnd"] == 4 * 65000 + 2 * 180000
 
     async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["logistics"].url) as logistics:

@@ -5,6 +5,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 from contextlib import asynccontextmanager, suppress
 
 import httpx
@@ -69,10 +70,22 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
         assert (await _post(orders, order_body("CHANGED-1"))).status_code == 202
 
         async def changed_placed() -> bool:
-            query = "SELECT count(*) FROM orders.orders WHERE external_order_id = 'CHANGED-1' AND status = 'placed'"
+            query = (
+                "SELECT count(*) FROM orders.orders "
+                "WHERE external_order_id = 'CHANGED-1' AND status IN ('placed', 'confirmed')"
+            )
             return await count_rows(query) == 1
 
         await eventually(changed_placed, timeout_s=30)
+        # Intake answers 409 from its in-memory keys of final orders: wait for a pass that saw it placed.
+        placed_seen_at = time.time()
+
+        async def intake_caught_up() -> bool:
+            metrics = (await orders.get("/metrics")).text
+            line = next(x for x in metrics.splitlines() if x.startswith("vuonminh_intake_final_orders_covered"))
+            return float(line.split()[-1]) > placed_seen_at
+
+        await eventually(intake_caught_up, timeout_s=30)
         changed = order_body("CHANGED-1", payment={"method": "prepaid"})
         conflict = await _post(orders, changed)
         assert conflict.status_code == 409 and conflict.json()["differs"] == ["payment_method"]
@@ -225,7 +238,9 @@ async def _shops_and_outage(start_service, seed_catalog_via, database_url, count
         assert [r.status_code for r in down] == [202, 202, 202]
 
         async def stored() -> bool:
-            query = "SELECT count(*) FROM orders.orders WHERE shop_id = 'tts-binh-lu' AND status = 'placed'"
+            query = (
+                "SELECT count(*) FROM orders.orders WHERE shop_id = 'tts-binh-lu' AND status IN ('placed', 'confirmed')"
+            )
             return await count_rows(query) == 4
 
         await eventually(stored, timeout_s=90)

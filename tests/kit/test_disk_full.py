@@ -82,7 +82,7 @@ async def test_a_full_log_refuses_intake_clearly_loses_nothing_and_recovers(tmp_
         async with platform.service("orders").sessions() as session:
             stored = (await session.exec(select(Order.external_order_id, Order.status))).all()
         assert sorted(order_id for order_id, _ in stored) == sorted([*accepted, "FULL-AFTER"])
-        assert {status for _, status in stored} <= {"placed", "confirmed"}  # confirmed once catalog reserved
+        assert {status for _, status in stored} <= {"placed", "confirmed"}  # confirmed once stock is reserved
         box = DeadLetters(LocalDeadLetterLog(tmp_path / "log.sqlite3"))
         await box.log.open()
         assert await box.load() == []  # a full log is an outage: nothing was dead-lettered for it

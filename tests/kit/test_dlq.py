@@ -91,7 +91,11 @@ async def test_a_parked_record_is_listed_shown_and_replayed_once_fixed(tmp_path)
         assert "big sales blocked" in dead_letter.error
         metrics = (await client.get("/metrics")).text
         assert _dead_lettered(metrics) - _dead_lettered(baseline) == 1
-        assert counted(metrics, "vuonminh.logistics", "applied") == 2  # logistics shipped both
+
+        async def logistics_shipped_both() -> bool:
+            return counted((await client.get("/metrics")).text, "vuonminh.logistics", "applied") == 2
+
+        await eventually(logistics_shipped_both, timeout_s=30)
 
         # list: filters by topic, group, time and event id
         code, out, err = await vuonminh("dlq", "list", "--data-dir", str(tmp_path), "--json")
