@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vuonminh.shared.events.base import EventPayload
 from vuonminh.shared.events.topics import Topic
 from vuonminh.shared.events.types import (
+    MAX_ORDER_ITEMS,
     MAX_QUANTITY,
     Grams,
     Marketplace,
@@ -107,7 +108,8 @@ class _Part(BaseModel):
 
 class ReservedLine(_Part):
     sku: Sku
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    # An order's lines of one SKU summed: up to MAX_ORDER_ITEMS lines of MAX_QUANTITY each.
+    quantity: int = Field(ge=1, le=MAX_ORDER_ITEMS * MAX_QUANTITY)
 
 
 class StockReserved(EventPayload):

@@ -47,7 +47,8 @@ async def test_dead_letters_are_listed_shown_and_replayed_on_kafka(
             assert (
                 await orders.post("/v1/webhooks/direct", content=raw, headers=signed_headers(raw))
             ).status_code == 202
-    # And a record that is no event at all: every group reading the topic parks it.
+    # And a record that is no event at all: every group reading the topic (catalog, logistics,
+    # analytics) parks it.
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     await producer.send_and_wait(namespace + "orders.orders", b"not json", key=b"junk")
@@ -57,13 +58,17 @@ async def test_dead_letters_are_listed_shown_and_replayed_on_kafka(
 
     async def parked():
         found = await box.load(["orders.orders"])
-        return found if len(found) == 3 else None
+        return found if len(found) == 4 else None
 
     dead_letters = await eventually(parked, timeout_s=60, interval_s=0.5)
     refused = [d for d in dead_letters if d.event_type == ORDER_PLACED]
     assert len(refused) == 1 and refused[0].group == "vuonminh.analytics"
     assert "block_big_sales" in refused[0].error
-    assert {d.group for d in dead_letters if d.event_type is None} == {"vuonminh.analytics", "vuonminh.logistics"}
+    assert {d.group for d in dead_letters if d.event_type is None} == {
+        "vuonminh.analytics",
+        "vuonminh.logistics",
+        "vuonminh.catalog",
+    }
     assert await stack["analytics"].metric("vuonminh_dead_lettered_total", group="vuonminh.analytics") == 2
     assert await stack["logistics"].metric("vuonminh_dead_lettered_total", topic="orders.orders") == 1
 

@@ -50,7 +50,9 @@ async def test_late_catalog_limits_collisions_and_changed_orders(start_stack, se
 
         await eventually(parked, timeout_s=30)
         async with httpx.AsyncClient(headers=operator_headers(), base_url=stack["catalog"].url) as catalog:
-            assert (await catalog.post("/v1/products", json=SACHET)).status_code == 201
+            assert (
+                await catalog.post("/v1/products", json={**SACHET, "initial_stock": MAX_ORDER_ITEMS * MAX_QUANTITY})
+            ).status_code == 201
 
         # Over the limits: refused at once, naming the field.
         line_over = order_body("BIG-2", items=[{"sku": "KHOAI-SAM-5KG", "quantity": 2001, "unit_price_vnd": 5_000_001}])
