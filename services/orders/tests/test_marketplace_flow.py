@@ -12,7 +12,6 @@ from sqlalchemy import text
 from vuonminh.orders import shops
 from vuonminh.orders.settings import PlatformSettings
 from vuonminh.shared.app import create_app
-from vuonminh.shared.events import ReservedLine, StockReserved
 from vuonminh.shared.runtime import embedded_platform
 from vuonminh.shared.settings import Settings
 from vuonminh.wiring.marketplace_simulator import MarketplaceSimulator, Noise
@@ -87,11 +86,11 @@ async def test_shopee_and_lazada_orders_flow_through_their_own_formats(tmp_path,
 
         async def all_stored():
             statuses = await _statuses(platform, platform_name)
-            return statuses if len(statuses) == 8 and "awaiting_payment" not in statuses.values() else None
+            return statuses if len(statuses) == 8 and not {"awaiting_payment", "placed"} & set(statuses.values()) else None
 
         statuses = await eventually(all_stored, timeout_s=60)
         assert {o for o, s in statuses.items() if s == "cancelled"} == cancelled
-        assert all(s == "placed" for o, s in statuses.items() if o not in cancelled)
+        assert all(s == "confirmed" for o, s in statuses.items() if o not in cancelled)
         placed = next(o for o in statuses if o not in cancelled)
         listed = (await client.get("/v1/orders", params={"shop_id": sim.shop_id, "order_id": placed})).json()
         assert listed[0]["total_vnd"] == sim.orders[placed].total
@@ -110,11 +109,11 @@ async def test_a_noisy_livestream_becomes_placed_and_cancelled_orders_fetched_in
 
         async def all_stored():
             statuses = await _statuses(platform)
-            return statuses if len(statuses) == 30 and "awaiting_payment" not in statuses.values() else None
+            return statuses if len(statuses) == 30 and not {"awaiting_payment", "placed"} & set(statuses.values()) else None
 
         statuses = await eventually(all_stored, timeout_s=60)
         assert {o for o, s in statuses.items() if s == "cancelled"} == cancelled
-        assert all(s == "placed" for o, s in statuses.items() if o not in cancelled)
+        assert all(s == "confirmed" for o, s in statuses.items() if o not in cancelled)
         # Batched: far fewer detail requests than notifications.
         assert sim.api_calls < sim.webhooks_sent
         async with platform.service("orders").sessions() as session:
@@ -122,7 +121,7 @@ async def test_a_noisy_livestream_becomes_placed_and_cancelled_orders_fetched_in
                 await session.execute(
                     text(
                         "SELECT id, total_vnd, buyer_ward_code, buyer_legacy_district FROM orders "
-                        "WHERE channel = 'tiktok_shop' AND status = 'placed' LIMIT 1"
+                        "WHERE channel = 'tiktok_shop' AND status = 'confirmed' LIMIT 1"
                     )
                 )
             ).one()
@@ -134,20 +133,14 @@ async def test_a_noisy_livestream_becomes_placed_and_cancelled_orders_fetched_in
             published["vuonminh.orders.order_placed.v2"] >= 30 - len(cancelled)
         )
 
-        # The saga's stock step: catalog's answer confirms the order.
-        async with platform.service("catalog").unit_of_work() as uow:
-            uow.publish(
-                StockReserved(
-                    order_id=one.id, lines=(ReservedLine(sku="CHE-200", quantity=1),), reserved_at=datetime.now(UTC)
-                )
-            )
+        # The saga's stock step: catalog reserved the stock, and its answer confirmed the order.
         response = await eventually(lambda: _confirmed(client, one.id), timeout_s=30)
         assert [entry["source"] for entry in response["status_history"]][-1] == "catalog"
         # A two-seller order is one fulfilment per seller.
         mixed = next(
             order_id
             for order_id, order in sim.orders.items()
-            if len({sku for sku, *_ in order.skus}) == 2 and statuses[order_id] == "placed"
+            if len({sku for sku, *_ in order.skus}) == 2 and statuses[order_id] == "confirmed"
         )
         listed = (await client.get("/v1/orders", params={"channel": "tiktok_shop", "order_id": mixed})).json()[0]
         assert {f["seller_id"]: f["skus"] for f in listed["fulfilments"]} == {
@@ -174,7 +167,7 @@ async def test_a_throttling_and_failing_platform_is_retried_and_nothing_is_lost(
 
         async def all_placed():
             statuses = await _statuses(platform)
-            return len(statuses) == 12 and set(statuses.values()) == {"placed"}
+            return len(statuses) == 12 and set(statuses.values()) == {"confirmed"}
 
         await eventually(all_placed, timeout_s=90)
         assert sim.api_refused == 3 and sim.api_calls >= 4
@@ -216,7 +209,7 @@ async def test_shops_livestreams_and_the_order_filters(tmp_path):
         # 10 orders over an hour: the first half inside the session's window.
         script = sim.script(orders=10, minutes=60, skus=SKUS, start=start)
         await sim.play(client, "/v1/webhooks/tiktok-shop", script, start=start, speed=None)
-        await eventually(lambda: _count(client, {"channel": "tiktok_shop", "status": "placed"}, 10), timeout_s=60)
+        await eventually(lambda: _count(client, {"channel": "tiktok_shop", "status": "confirmed"}, 10), timeout_s=60)
 
         in_live = await _all(client, {"livestream_id": "binh-lu-tet"})
         assert len(in_live) == 5
@@ -275,7 +268,7 @@ async def test_a_token_about_to_expire_is_refreshed_and_used(tmp_path, platform_
 
         async def placed():
             return (
-                set((await _statuses(platform, platform_name)).values()) == {"placed"}
+                set((await _statuses(platform, platform_name)).values()) == {"confirmed"}
                 and len(await _statuses(platform, platform_name)) == 3
             )
 
