@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -179,6 +180,10 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
+        # Revocations are known before the first request is served (unless the database is down:
+        # then the refresh loop keeps trying).
+        with contextlib.suppress(Exception):
+            await authenticator.registry.reload()
         refresh = asyncio.create_task(_refresh_credentials(platform, authenticator), name="credentials-refresh")
         if settings.metrics_port:
             _serve_metrics_port(settings.metrics_port)
