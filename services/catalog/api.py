@@ -14,6 +14,7 @@ from vuonminh.catalog.domain import CatalogError
 from vuonminh.catalog.models import Product, ProductIn, ProductOut, Seller, SellerIn, SellerOut
 from vuonminh.shared.addresses import find_province, find_ward
 from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.audit import audit_write
 from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.runtime import ServiceRuntime
 
@@ -95,10 +96,14 @@ async def get_seller(seller_id: str, session: Session, caller: Reader) -> Seller
     status_code=status.HTTP_201_CREATED,
     summary="Register a seller (201; 200 when the same registration is repeated; 409 when it differs)",
 )
-async def register_seller(request: SellerIn, runtime: Runtime, response: Response, _caller: Operator) -> SellerOut:
+async def register_seller(request: SellerIn, runtime: Runtime, response: Response, caller: Operator) -> SellerOut:
     try:
         async with runtime.unit_of_work() as uow:
             seller, created = await commands.register_seller(uow, request)
+            outcome = "created" if created else "unchanged"
+            audit_write(
+                uow, caller, action="register_seller", target_type="seller", target_id=seller.seller_id, outcome=outcome
+            )
     except CatalogError as error:
         raise HTTPException(error.status, error.message) from error
     if not created:
@@ -144,6 +149,10 @@ async def list_product(request: ProductIn, runtime: Runtime, response: Response,
             if existing is not None and not caller.may_see_seller(existing.seller_id):
                 raise CatalogError(f"SKU {request.sku!r} belongs to another seller", status=status.HTTP_409_CONFLICT)
             product, created = await commands.list_product(uow, request)
+            outcome = "created" if created else "unchanged"
+            audit_write(
+                uow, caller, action="list_product", target_type="product", target_id=product.sku, outcome=outcome
+            )
     except CatalogError as error:
         raise HTTPException(error.status, error.message) from error
     if not created:

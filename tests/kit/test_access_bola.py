@@ -4,6 +4,7 @@ carrier delivering it (OWASP API1 broken object level authorisation, API3 excess
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -187,3 +188,33 @@ async def test_analytics_keeps_no_buyer_data(stack) -> None:
     assert "seller_order_facts" in dump and "A-1" not in dump  # facts are there, by our ids
     for personal in (PHONE, NAME, LINE, "Phan Đình Phùng"):
         assert personal not in dump
+
+
+async def test_writes_leave_an_audit_trail_naming_who_wrote_what_and_when(stack) -> None:
+    client, data_dir, *_ = stack
+    seller = auth_headers(Role.seller, seller_ids={"co-ba-hong"}, subject="seller:co-ba-hong", token_id="audit-1")
+    product = {"sku": "MIEN-DONG-2KG", "seller_id": "co-ba-hong", "name": "Miến dong 2 kg", "unit_weight_g": 2000}
+    assert (await client.post("/v1/products", json=product, headers=seller)).status_code == 201
+    refused = {**product, "sku": "X-1", "seller_id": "htx-che"}
+    assert (await client.post("/v1/products", json=refused, headers=seller)).status_code == 404
+    with sqlite3.connect(data_dir / "catalog.sqlite3") as conn:
+        rows = conn.execute(
+            "SELECT topic, payload FROM outbox WHERE event_type = 'vuonminh.access.write_audited.v1'"
+        ).fetchall()
+    trail = [json.loads(payload) for _topic, payload in rows]
+    assert {row[0] for row in rows} == {"access.audit"}
+    mine = [entry for entry in trail if entry["credential_id"] == "audit-1"]
+    assert len(mine) == 1  # the refused write changed nothing and left no entry
+    assert mine[0] | {"at": None} == {
+        "service": "catalog",
+        "action": "list_product",
+        "target_type": "product",
+        "target_id": "MIEN-DONG-2KG",
+        "outcome": "created",
+        "actor_role": "seller",
+        "actor_subject": "seller:co-ba-hong",
+        "credential_id": "audit-1",
+        "at": None,
+    }
+    # The seeding (as the operator) is in the trail too.
+    assert {e["target_id"] for e in trail if e["actor_role"] == "operator"} >= {"co-ba-hong", "htx-che", "CHE-200"}
