@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from vuonminh.analytics import domain
 from vuonminh.analytics.models import CommuneKpis, DailyKpis, SellerOrderFact, ShipmentFact
 from vuonminh.shared.addresses import find_province, find_ward, province_code_of
-from vuonminh.shared.app import session_of
+from vuonminh.shared.app import NOT_FOUND_OR_NOT_YOURS, session_of
 from vuonminh.shared.auth import Caller, Role, require
 
 router = APIRouter(prefix="/v1", tags=["analytics"])
@@ -26,6 +26,7 @@ Official = Annotated[Caller, Depends(require(Role.commune_official, Role.provinc
     "/kpis/communes/{ward_code}",
     response_model=CommuneKpis,
     summary="Sales KPIs of one commune/ward's sellers over Vietnam calendar days [from, to]",
+    responses={404: NOT_FOUND_OR_NOT_YOURS},
 )
 async def commune_kpis(
     ward_code: str,

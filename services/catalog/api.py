@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Response, status
 from sqlalchemy import ColumnElement, false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,16 +13,15 @@ from vuonminh.catalog import commands
 from vuonminh.catalog.domain import CatalogError
 from vuonminh.catalog.models import Product, ProductIn, ProductOut, Seller, SellerIn, SellerOut
 from vuonminh.shared.addresses import find_province, find_ward
-from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.app import NOT_FOUND_OR_NOT_YOURS, error_answer, runtime_of, session_of
 from vuonminh.shared.audit import audit_write
 from vuonminh.shared.auth import Caller, Role, require
+from vuonminh.shared.paging import Limit, Offset
 from vuonminh.shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 Runtime = Annotated[ServiceRuntime, Depends(runtime_of("catalog"))]
 Session = Annotated[AsyncSession, Depends(session_of("catalog"))]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 # Who reads the catalog: sellers their own, officials their communes/provinces' sellers.
 Reader = Annotated[Caller, Depends(require(Role.seller, Role.commune_official, Role.province_official))]
 Operator = Annotated[Caller, Depends(require(Role.operator))]
@@ -79,7 +78,7 @@ async def list_sellers(
     return [_seller_out(s) for s in (await session.exec(query)).all()]
 
 
-@router.get("/sellers/{seller_id}", response_model=SellerOut)
+@router.get("/sellers/{seller_id}", response_model=SellerOut, responses={404: NOT_FOUND_OR_NOT_YOURS})
 async def get_seller(seller_id: str, session: Session, caller: Reader) -> SellerOut:
     query = select(Seller).where(Seller.seller_id == seller_id)
     if (scope := visible_sellers(caller)) is not None:
@@ -95,6 +94,7 @@ async def get_seller(seller_id: str, session: Session, caller: Reader) -> Seller
     response_model=SellerOut,
     status_code=status.HTTP_201_CREATED,
     summary="Register a seller (201; 200 when the same registration is repeated; 409 when it differs)",
+    responses={409: error_answer("the seller exists with other details")},
 )
 async def register_seller(request: SellerIn, runtime: Runtime, response: Response, caller: Operator) -> SellerOut:
     try:
@@ -123,7 +123,7 @@ async def list_products(
     return list((await session.exec(query)).all())
 
 
-@router.get("/products/{sku}", response_model=ProductOut)
+@router.get("/products/{sku}", response_model=ProductOut, responses={404: NOT_FOUND_OR_NOT_YOURS})
 async def get_product(sku: str, session: Session, caller: Reader) -> Product:
     query = select(Product).where(Product.sku == sku)
     if (scope := visible_products(caller)) is not None:
@@ -139,6 +139,10 @@ async def get_product(sku: str, session: Session, caller: Reader) -> Product:
     response_model=ProductOut,
     status_code=status.HTTP_201_CREATED,
     summary="Put a seller's product on sale (201; 200 when repeated as is; 409 when it differs)",
+    responses={
+        404: error_answer("the seller is not one the caller acts for"),
+        409: error_answer("the SKU exists with other details, or belongs to another seller"),
+    },
 )
 async def list_product(request: ProductIn, runtime: Runtime, response: Response, caller: SellerOrOperator) -> Product:
     if not caller.may_see_seller(request.seller_id):

@@ -30,9 +30,10 @@ from vuonminh.orders.models import (
     OrderOut,
 )
 from vuonminh.shared.addresses import check_address_codes
-from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.app import NOT_FOUND_OR_NOT_YOURS, runtime_of, session_of
 from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.metrics import WEBHOOK_LATENCY, WEBHOOKS
+from vuonminh.shared.paging import Limit, Offset
 from vuonminh.shared.privacy import buyer_out
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.transport import LogFull
@@ -235,8 +236,8 @@ async def list_orders(
     shop_id: str | None = None,
     order_id: Annotated[str | None, Query(description="the shop's own order id")] = None,
     status_: Annotated[str | None, Query(alias="status", pattern="^(placed|rejected|awaiting_catalog)$")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[OrderOut]:
     query = select(Order).order_by(col(Order.placed_at).desc(), col(Order.id)).limit(limit).offset(offset)
     if (scope := visible_orders(caller)) is not None:
@@ -250,7 +251,7 @@ async def list_orders(
     return await _orders_out(session, (await session.exec(query)).all(), caller)
 
 
-@router.get("/orders/{id}", response_model=OrderOut)
+@router.get("/orders/{id}", response_model=OrderOut, responses={404: NOT_FOUND_OR_NOT_YOURS})
 async def get_order(id: str, session: Session, caller: Reader) -> OrderOut:  # noqa: A002 - the API's name for it
     query = select(Order).where(Order.id == id)
     if (scope := visible_orders(caller)) is not None:
