@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vuonminh.shared.auth import Authenticator, CredentialRegistry, Role, authorize, read_credentials
+from vuonminh.shared.backpressure import InFlightLimit
 from vuonminh.shared.ratelimit import RateLimits
 from vuonminh.shared.runtime import Platform, ServiceRuntime
 
@@ -192,7 +193,7 @@ def _ops_router() -> APIRouter:
 
 def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable[None]] | None = None) -> FastAPI:
     authenticator = _authenticator_for(platform)
-    settings = next(iter(platform.runtimes.values())).settings
+    settings = platform.settings
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -231,6 +232,8 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
         prefixes = () if settings.public_api_docs else (DOCS_STATIC_PREFIX,)
         app.add_middleware(OperatorOnlyPaths, paths=frozenset(guarded), prefixes=prefixes)
     app.add_middleware(BodySizeLimit)
+    # Added last, so it runs first: a shed request costs no body read.
+    app.add_middleware(InFlightLimit, max_in_flight=settings.max_in_flight)
     for runtime in platform.runtimes.values():
         if runtime.runs_api:
             app.include_router(runtime.spec.router)

@@ -43,6 +43,25 @@ from vuonminh.shared.unit_of_work import UnitOfWork
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[UnitOfWork, Envelope], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHandler:
+    """A handler that takes a run of consecutive events of its type in one call, so that it can
+    write them with one multi-row statement instead of a few statements per event.
+
+    It gets the new (not yet processed) events of the run in offset order, inside the batch's
+    transaction. `uow.caused_by` is unset during the call: an event it publishes names its cause
+    with `uow.publish(payload, caused_by=envelope)`. Called with a single event it must do what it
+    does for many: that is how a failed batch is retried one event at a time.
+    """
+
+    apply: Callable[[UnitOfWork, Sequence[Envelope]], Awaitable[None]]
+
+    async def __call__(self, uow: UnitOfWork, envelope: Envelope) -> None:
+        await self.apply(uow, (envelope,))
+
+
 UnitOfWorkFactory = Callable[[Envelope], AbstractAsyncContextManager[UnitOfWork]]
 
 POLL_MAX_RECORDS = 200
@@ -229,17 +248,25 @@ class ConsumerRunner:
                 )
             )
             seen = {row.event_id for row in already}
-            for index, (_record, envelope, handler) in enumerate(items):
+            fresh: list[tuple[Envelope, Handler]] = []
+            for _record, envelope, handler in items:
                 if envelope.id in seen:
                     duplicates.append(envelope)
                     continue
                 seen.add(envelope.id)
-                uow.caused_by = envelope
-                with structlog.contextvars.bound_contextvars(
-                    event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
-                ):
-                    await handler(uow, envelope)
-                applied.append(envelope)
+                fresh.append((envelope, handler))
+            for index, (handler, envelopes) in enumerate(_runs(fresh)):
+                if isinstance(handler, BatchHandler):
+                    uow.caused_by = None
+                    await handler.apply(uow, envelopes)
+                else:
+                    (envelope,) = envelopes
+                    uow.caused_by = envelope
+                    with structlog.contextvars.bound_contextvars(
+                        event_id=envelope.id, correlation_id=envelope.correlation_id, event_type=envelope.type
+                    ):
+                        await handler(uow, envelope)
+                applied.extend(envelopes)
                 if index == 0 and len(items) > 1:
                     crash_point(f"{self.group_id}:mid-batch")
             if applied:
@@ -360,6 +387,17 @@ class ConsumerRunner:
             offset=record.offset,
             error=repr(error),
         )
+
+
+def _runs(items: Sequence[tuple[Envelope, Handler]]) -> list[tuple[Handler, list[Envelope]]]:
+    """Consecutive events for one BatchHandler form one run; any other handler gets its events one by one."""
+    runs: list[tuple[Handler, list[Envelope]]] = []
+    for envelope, handler in items:
+        if runs and isinstance(handler, BatchHandler) and runs[-1][0] is handler:
+            runs[-1][1].append(envelope)
+        else:
+            runs.append((handler, [envelope]))
+    return runs
 
 
 def _by_partition(records: Sequence[IncomingRecord]) -> dict[TopicPartition, list[IncomingRecord]]:

@@ -27,7 +27,7 @@ from vuonminh.shared.retry import until_done
 from vuonminh.shared.service import BackgroundJob, ServiceSpec
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.transport import LogProducer, Transport
-from vuonminh.shared.transport.kafka import KafkaTransport
+from vuonminh.shared.transport.kafka import KafkaTransport, ProducerBatching
 from vuonminh.shared.transport.kafka_topics import TopicPolicy, TopicPolicyError
 from vuonminh.shared.transport.local import LocalTransport
 from vuonminh.shared.unit_of_work import UnitOfWork
@@ -203,6 +203,11 @@ class Platform:
     def service(self, name: str) -> ServiceRuntime:
         return self.runtimes[name]
 
+    @property
+    def settings(self) -> Settings:
+        """The process's settings (every service of one process is built from the same)."""
+        return next(iter(self.runtimes.values())).settings
+
     async def start(self) -> None:
         """Migrates every database (waiting for it), then connects to the log in the background:
         a process started while Kafka is down serves /healthz and /readyz and waits for it."""
@@ -253,7 +258,14 @@ def kafka_platform(settings: Settings, service_names: Sequence[str], *, role: Ro
         policy.check_at_start(settings.kafka_namespace)  # a clear stop now, not a retry loop later
     except TopicPolicyError as error:
         raise SystemExit(f"vuonminh serve: {error}") from error
-    transport = KafkaTransport(settings.kafka_bootstrap_servers, namespace=settings.kafka_namespace, policy=policy)
+    batching = ProducerBatching(
+        linger_ms=settings.kafka_linger_ms,
+        max_batch_bytes=settings.kafka_batch_bytes,
+        compression=settings.kafka_compression,
+    )
+    transport = KafkaTransport(
+        settings.kafka_bootstrap_servers, namespace=settings.kafka_namespace, policy=policy, batching=batching
+    )
     runtimes = [
         ServiceRuntime(
             load_service(name),

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import MetaData, Table
 
 from vuonminh.shared.auth import CREDENTIALS_TABLE, credentials_table
-from vuonminh.shared.inbox import Handler, processed_events_table
+from vuonminh.shared.inbox import BatchHandler, Handler, processed_events_table
 from vuonminh.shared.outbox import outbox_table
 
 if TYPE_CHECKING:
@@ -28,8 +28,9 @@ class ServiceSpec:
     # The service's own tables; `outbox` and `processed_events` are added to them here.
     metadata: MetaData
     router: APIRouter
-    # topic -> {event type -> handler}; one consumer group per service reads them all.
-    subscriptions: Mapping[str, Mapping[str, Handler]] = field(default_factory=dict)
+    # topic -> {event type -> handler}; one consumer group per service reads them all. A BatchHandler
+    # takes a run of consecutive events of its type at once (multi-row statements).
+    subscriptions: Mapping[str, Mapping[str, Handler | BatchHandler]] = field(default_factory=dict)
     # Bodies that routes read raw (a signature covers their bytes), named in the API docs.
     raw_body_models: tuple[type[BaseModel], ...] = ()
     # What the HTTP API needs to serve (readiness of the api part): "database" and/or "log".

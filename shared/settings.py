@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # one cluster without seeing each other's events.
     kafka_namespace: str = Field(default="", validation_alias="VUONMINH_KAFKA_NAMESPACE")
     topic_partitions: int = Field(default=6, validation_alias="VUONMINH_TOPIC_PARTITIONS")
+    # Producer batching (shared/transport/kafka.py, ProducerBatching; docs/operations.md).
+    kafka_linger_ms: int = Field(default=5, ge=0, le=1000, validation_alias="VUONMINH_KAFKA_LINGER_MS")
+    kafka_batch_bytes: int = Field(default=64 * 1024, ge=1024, validation_alias="VUONMINH_KAFKA_BATCH_BYTES")
+    kafka_compression: Literal["none", "gzip"] = Field(default="none", validation_alias="VUONMINH_KAFKA_COMPRESSION")
     log_level: str = Field(default="INFO", validation_alias="VUONMINH_LOG_LEVEL")
     log_json: bool = Field(default=False, validation_alias="VUONMINH_LOG_JSON")
     # Handler attempts before a message is parked on the dead-letter topic.
@@ -46,6 +50,9 @@ class Settings(BaseSettings):
     # Fault injection for the tests that kill processes: the process dies (SIGKILL) the first
     # time it reaches this named point. Never set in production.
     crash_point: str | None = Field(default=None, validation_alias="VUONMINH_CRASH_POINT")
+    # Requests one process serves at once; beyond it a request gets 503 + Retry-After at once
+    # (shared/backpressure.py). Bounds memory and, embedded, keeps the consumers' share of the loop.
+    max_in_flight: int = Field(default=256, ge=1, validation_alias="VUONMINH_MAX_IN_FLIGHT")
     # Longest wait for the log's acknowledgement of a webhook before answering 503 + Retry-After.
     intake_timeout_s: float = Field(default=2.0, gt=0, validation_alias="VUONMINH_INTAKE_TIMEOUT_S")
     # How often a consumer holding a partition at an event type newer than its code tries again.
@@ -100,6 +107,19 @@ class Settings(BaseSettings):
     # until the janitor has freed space or the cap is raised. Unset: the disk is the limit.
     # Keep it far above one outbox relay send (up to 200 events): hundreds of MB in practice.
     local_log_max_mb: float | None = Field(default=None, ge=1, validation_alias="VUONMINH_LOCAL_LOG_MAX_MB")
+    # The host of the GS1 Digital Link URIs printed on lots' QR codes (https://<domain>/01/<GTIN>/10/<lot>):
+    # the public address that serves catalog's trace pages.
+    trace_domain: str = Field(
+        default="truyxuat.vuonminh.vn",
+        pattern=r"^[A-Za-z0-9.-]+(:\d+)?$",
+        validation_alias="VUONMINH_TRACE_DOMAIN",
+    )
+
+    # -- analytics: who counts as a core seller (docs/architecture.md, "Analytics") -------------
+    # At least this many orders a day on at least `min_days` of the last `window_days` days.
+    core_seller_min_orders: int = Field(default=20, ge=1, validation_alias="VUONMINH_CORE_SELLER_MIN_ORDERS")
+    core_seller_window_days: int = Field(default=7, ge=1, le=366, validation_alias="VUONMINH_CORE_SELLER_WINDOW_DAYS")
+    core_seller_min_days: int = Field(default=5, ge=1, validation_alias="VUONMINH_CORE_SELLER_MIN_DAYS")
 
 
 @lru_cache

@@ -20,15 +20,21 @@ class UnitOfWork:
         self.staged: list[Envelope] = []
 
     def publish(
-        self, payload: EventPayload, *, event_id: str | None = None, correlation_id: str | None = None
+        self,
+        payload: EventPayload,
+        *,
+        event_id: str | None = None,
+        correlation_id: str | None = None,
+        caused_by: Envelope | None = None,
     ) -> Envelope:
         """Stage an event. `correlation_id` names the flow it belongs to when that is not the
-        causing event's (e.g. a parked order decided when a catalog event arrives)."""
+        causing event's (e.g. a parked order decided when a catalog event arrives); `caused_by`
+        names the causing event when a batch handler applies several at once."""
         envelope = Envelope.new(
             payload,
             source=f"/vuonminh/{self.service}",
             event_id=event_id,
-            caused_by=self.caused_by,
+            caused_by=caused_by or self.caused_by,
             correlation_id=correlation_id,
         )
         self.staged.append(envelope)

@@ -13,4 +13,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/healthz"): "liveness probe",
     ("GET", "/readyz"): "readiness probe",
     ("POST", "/v1/webhooks/direct"): "signed with the shop's secret (X-VuonMinh-Signature)",
+    (
+        "GET",
+        "/01/{gtin}/10/{lot_code}",
+    ): "a lot's trace page (GS1 Digital Link on the package): public, no personal data",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from pathlib import Path
 
 import uvicorn
@@ -63,6 +64,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             f"  Sellers       {base_url}/v1/sellers",
             f"  Shipments     {base_url}/v1/shipments?order_id=<id>",
             f"  KPIs          {base_url}/v1/kpis/communes/03390?from=2026-01-01&to=2026-12-31",
+            f"  Dashboard     {base_url}/dashboard/communes/03390  (pages take the same Authorization header)",
             f"  Readiness     {base_url}/readyz",
         ]
         lines += ["  API keys made for this run (shown once; `vuonminh keys list|revoke` manage them):"]
@@ -194,6 +196,68 @@ def cmd_db(args: argparse.Namespace) -> None:
         asyncio.run(run(engine))
 
 
+def cmd_seed(args: argparse.Namespace) -> None:
+    """The demo catalog into catalog's schema on PostgreSQL (DATABASE_URL), through catalog's commands.
+    Its events wait in catalog's outbox; a running `vuonminh serve catalog` relays them to Kafka."""
+    from contextlib import asynccontextmanager
+
+    from vuonminh.shared import db
+    from vuonminh.shared.outbox import write_to_outbox
+    from vuonminh.shared.runtime import load_service
+    from vuonminh.shared.unit_of_work import UnitOfWork
+    from vuonminh.wiring.demo import seed_demo_catalog
+
+    settings = get_settings()
+    if not settings.database_url:
+        raise SystemExit("seed needs DATABASE_URL (PostgreSQL); `vuonminh run --demo` loads the demo embedded")
+    spec = load_service("catalog")
+
+    async def seed() -> dict[str, int]:
+        engine = db.postgres_engine(settings.database_url, schema=spec.name)
+        sessions = db.session_factory(engine)
+
+        @asynccontextmanager
+        async def unit_of_work():  # noqa: ANN202 - the same transaction shape as ServiceRuntime.unit_of_work
+            async with sessions() as session, session.begin():
+                uow = UnitOfWork(session, service=spec.name)
+                yield uow
+                await write_to_outbox(session, spec.outbox, uow.staged)
+
+        try:
+            await db.migrate(engine, spec.metadata, service=spec.name)
+            return await seed_demo_catalog(unit_of_work)
+        finally:
+            await engine.dispose()
+
+    created = asyncio.run(seed())
+    print("seeded the demo catalog (newly created): " + ", ".join(f"{k} {v}" for k, v in created.items()))
+
+
+def cmd_analytics_rebuild(args: argparse.Namespace) -> None:
+    """Replays the topics from their start into fresh analytics projections."""
+    from vuonminh.analytics.rebuild import ReplayStopped, rebuild_embedded, rebuild_kafka
+    from vuonminh.analytics.service import SERVICE
+    from vuonminh.shared.transport.local import DataDirInUse
+
+    settings = get_settings()
+    started = time.monotonic()
+    try:
+        if args.kafka:
+            report = asyncio.run(rebuild_kafka(SERVICE, settings, swap=args.swap))
+        else:
+            data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+            report = asyncio.run(rebuild_embedded(SERVICE, data_dir))
+    except DataDirInUse as error:
+        raise SystemExit(f"{error}: stop `vuonminh run` first, then rebuild") from None
+    except ReplayStopped as error:
+        raise SystemExit(str(error)) from None
+    print(
+        f"Rebuilt analytics from {report.events} events in {time.monotonic() - started:.1f} s "
+        f"({report.dead_lettered} could not be applied; they are on the dead-letter topics).",
+        file=sys.stderr,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vuonminh", description="Order backbone for commune e-commerce.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -242,6 +306,26 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--livestream-id")
     send.add_argument("--retries", type=int, default=3, help="retries per order on a non-2xx reply")
     send.set_defaults(func=cmd_send_orders)
+
+    seed = commands.add_parser("seed", help="load data into PostgreSQL (DATABASE_URL)")
+    seed.add_argument(
+        "what", choices=("demo",), help="demo: the demo catalog (sellers, products, stock, listings, lots)"
+    )
+    seed.set_defaults(func=cmd_seed)
+    analytics = commands.add_parser("analytics", help="analytics' projections")
+    analytics_commands = analytics.add_subparsers(dest="analytics_command", required=True)
+    rebuild = analytics_commands.add_parser(
+        "rebuild",
+        help="replay the topics from their start into fresh projections (embedded: the platform stopped)",
+    )
+    rebuild.add_argument("--data-dir", help="embedded mode: the data dir (default: VUONMINH_DATA_DIR or .vuonminh)")
+    rebuild.add_argument(
+        "--kafka",
+        action="store_true",
+        help="replay Kafka into the PostgreSQL schema analytics_rebuild (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL)",
+    )
+    rebuild.add_argument("--swap", action="store_true", help="with --kafka: make the rebuilt schema the live one")
+    rebuild.set_defaults(func=cmd_analytics_rebuild)
 
     add_shops_command(commands)
     add_access_commands(commands)  # keys, tokens

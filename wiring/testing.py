@@ -186,6 +186,8 @@ async def seed_catalog(client: httpx.AsyncClient, platform: Platform | None = No
     for seller in sellers:
         assert (await client.post("/v1/sellers", json=seller)).status_code in (200, 201)
     for product in products:
+        # Stock enough for any test's orders: catalog reserves it when orders places them.
+        product = {**product, "initial_stock": 100_000}
         assert (await client.post("/v1/products", json=product)).status_code in (200, 201)
     if platform is not None:
         from vuonminh.wiring.demo import wait_until_orders_know_products
@@ -708,3 +710,64 @@ def log_evidence(processes: dict[str, VuonminhProcess], *events: str, samples: i
                 lines.append(f"{name}: {len(found)} x {event}, e.g.")
                 lines += [f"    {line[:400]}" for line in found[:samples]]
     return "\n".join(lines) or "(none of " + ", ".join(events) + " in the services' logs)"
+
+
+# --- catalog's stock step of the order saga -----------------------------------------------------------
+
+
+def order_placed_event(
+    order_id: str, lines: list[tuple[str, str, int]], *, placed_at: str = "2026-11-20T09:15:00+07:00"
+):
+    """An order_placed envelope as orders publishes it; `lines` are (sku, seller_id, quantity)."""
+    from vuonminh.shared.events import Envelope
+
+    order = placed_order(
+        [order_line(seller, "03390", quantity, 65000, 500, sku=sku) for sku, seller, quantity in lines],
+        placed_at=placed_at,
+    ).model_copy(update={"order_id": order_id, "external_order_id": f"ext-{order_id}"})
+    return Envelope.new(order, source="/vuonminh/orders")
+
+
+def order_cancelled_event(order_id: str):
+    from vuonminh.shared.events import Envelope, OrderCancelled
+
+    cancelled = OrderCancelled(
+        order_id=order_id, cancelled_at=datetime.now(UTC), cancelled_by="buyer", reason_code="buyer_request"
+    )
+    return Envelope.new(cancelled, source="/vuonminh/orders")
+
+
+def shipment_picked_up_event(order_id: str, seller_id: str, *, status: str = "picked_up"):
+    from vuonminh.shared.events import Envelope, ShipmentStatusChanged
+
+    now = datetime.now(UTC)
+    change = ShipmentStatusChanged(
+        shipment_id=f"shp-{order_id}-{seller_id}",
+        order_id=order_id,
+        seller_id=seller_id,
+        carrier="ghtk",
+        status=status,
+        previous_status="pickup_assigned",
+        occurred_at=now,
+        recorded_at=now,
+    )
+    return Envelope.new(change, source="/vuonminh/logistics")
+
+
+async def reservation_outcomes(catalog: Any) -> dict[str, str]:
+    """What catalog decided per order: reserved, failed or released (from its own table)."""
+    from sqlalchemy import text
+
+    async with catalog.sessions() as session:
+        rows = await session.execute(text("SELECT order_id, outcome FROM reservation_decisions"))
+        return dict(rows.tuples().all())
+
+
+async def published_by_catalog(catalog: Any, event_type: str) -> list[dict]:
+    """The payloads of one event type in catalog's outbox, in id order."""
+    from sqlalchemy import select
+
+    outbox = catalog.spec.outbox
+    async with catalog.sessions() as session:
+        rows = await session.execute(select(outbox).where(outbox.c.event_type == event_type).order_by(outbox.c.id))
+        return [json.loads(row.payload) for row in rows]

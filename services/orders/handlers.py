@@ -26,6 +26,7 @@ from vuonminh.shared.events import (
     OrderReceived,
     ProductListed,
     SellerRegistered,
+    SellerRegisteredV2,
 )
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
@@ -39,7 +40,8 @@ SWEEP_BATCH = 500
 
 
 async def on_seller_registered(uow: UnitOfWork, envelope: Envelope) -> None:
-    event = envelope.data_as(SellerRegistered)
+    # v1 and v2 carry the same fields orders keeps (v2 changed only the kinds).
+    event = envelope.data_as(SellerRegisteredV2 if envelope.type == SellerRegisteredV2.TYPE else SellerRegistered)
     await uow.session.merge(
         KnownSeller(
             seller_id=event.seller_id, name=event.name, province_code=event.province_code, ward_code=event.ward_code

@@ -3,7 +3,7 @@
 from vuonminh.orders import handlers, intake, shops
 from vuonminh.orders.api import router
 from vuonminh.orders.models import DirectOrderWebhook, OrdersTable
-from vuonminh.shared.events import OrderReceived, ProductListed, SellerRegistered, Topic
+from vuonminh.shared.events import OrderReceived, ProductListed, SellerRegistered, SellerRegisteredV2, Topic
 from vuonminh.shared.service import ServiceSpec
 
 SERVICE = ServiceSpec(
@@ -11,7 +11,10 @@ SERVICE = ServiceSpec(
     metadata=OrdersTable.metadata,
     router=router,
     subscriptions={
-        Topic.CATALOG_SELLERS: {SellerRegistered.TYPE: handlers.on_seller_registered},
+        Topic.CATALOG_SELLERS: {
+            SellerRegistered.TYPE: handlers.on_seller_registered,
+            SellerRegisteredV2.TYPE: handlers.on_seller_registered,
+        },
         Topic.CATALOG_PRODUCTS: {ProductListed.TYPE: handlers.on_product_listed},
         Topic.ORDERS_INTAKE: {OrderReceived.TYPE: handlers.on_order_received},
     },

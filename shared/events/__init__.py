@@ -14,6 +14,8 @@ from vuonminh.shared.events.catalog import (
     ReservationProblem,
     ReservedLine,
     SellerRegistered,
+    SellerRegisteredV2,
+    StockAdjusted,
     StockReservationFailed,
     StockReserved,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "ReservedLine",
     "RejectionReasonV2",
     "SellerRegistered",
+    "SellerRegisteredV2",
+    "StockAdjusted",
     "WriteAudited",
     "ShipmentDispatched",
     "ShipmentStatusChanged",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,7 +20,11 @@ from vuonminh.shared.events.types import (
     WardCode,
 )
 
+MAX_STOCK = 10_000_000  # units of one product a seller can hold or adjust at once
+
 SellerKind = Literal["household", "cooperative", "aggregator", "enterprise"]
+# v2: `trader` joins, and aggregating other households' output is a flag of any kind, not a kind.
+SellerKindV2 = Literal["household", "trader", "cooperative", "enterprise"]
 
 
 class SellerRegistered(EventPayload):
@@ -36,6 +41,25 @@ class SellerRegistered(EventPayload):
         return self.seller_id
 
 
+class SellerRegisteredV2(EventPayload):
+    """v2: the kinds are household, trader, cooperative, enterprise (v1's closed list had no `trader`);
+    `aggregates_others` says the seller sells other households' output (v1's `aggregator`)."""
+
+    TYPE: ClassVar[str] = "vuonminh.catalog.seller_registered.v2"
+    TOPIC: ClassVar[str] = Topic.CATALOG_SELLERS
+
+    seller_id: str
+    name: ShortText
+    kind: SellerKindV2
+    aggregates_others: bool = False
+    province_code: ProvinceCode
+    ward_code: WardCode
+    provincial_shop_id: str | None = None  # the provincial shop the seller sells through, if any
+
+    def aggregate_id(self) -> str:
+        return self.seller_id
+
+
 class ProductListed(EventPayload):
     TYPE: ClassVar[str] = "vuonminh.catalog.product_listed.v1"
     TOPIC: ClassVar[str] = Topic.CATALOG_PRODUCTS
@@ -45,6 +69,28 @@ class ProductListed(EventPayload):
     name: ShortText
     unit_weight_g: Grams
     ocop_stars: int | None = Field(default=None, ge=1, le=5)
+    # Added within v1 (optional): the last day the OCOP certificate is valid; an expired one stops
+    # the product counting as OCOP. None: not known (the stars are taken as current).
+    ocop_certificate_expires_on: date | None = None
+
+    def aggregate_id(self) -> str:
+        return self.sku
+
+
+class StockAdjusted(EventPayload):
+    """A seller changed a product's stock by hand (a harvest counted in, spoiled units written off).
+    Reservations, releases and shipments change stock too; those are told by the saga's events."""
+
+    TYPE: ClassVar[str] = "vuonminh.catalog.stock_adjusted.v1"
+    TOPIC: ClassVar[str] = Topic.CATALOG_PRODUCTS
+
+    sku: Sku
+    seller_id: str
+    change: int = Field(ge=-MAX_STOCK, le=MAX_STOCK)  # units of sale, + in, - out
+    available: int = Field(ge=0)  # units free to reserve after the change
+    reserved: int = Field(ge=0)  # units held for orders, unchanged by an adjustment
+    reason: ShortText
+    adjusted_at: UtcDatetime
 
     def aggregate_id(self) -> str:
         return self.sku

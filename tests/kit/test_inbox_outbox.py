@@ -9,7 +9,7 @@ from sqlalchemy.exc import OperationalError
 
 from vuonminh.shared import db
 from vuonminh.shared.events import Envelope, SellerRegistered, dead_letter_topic
-from vuonminh.shared.inbox import ConsumerRunner, processed_events_table
+from vuonminh.shared.inbox import BatchHandler, ConsumerRunner, processed_events_table
 from vuonminh.shared.outbox import RELAY_BATCH, OutboxRelay, outbox_table, write_to_outbox
 from vuonminh.shared.records import OutgoingRecord
 from vuonminh.shared.transport.local import LocalTransport
@@ -127,6 +127,42 @@ async def test_a_failing_handler_parks_the_record_on_the_dead_letter_topic_and_m
         assert parked[0].header("dlq_original_offset") == "0"
         assert "cannot apply s1" in parked[0].header("dlq_error")
         assert parked[0].header("ce_type") == SellerRegistered.TYPE
+
+
+async def test_a_batch_handler_gets_each_run_of_new_events_at_once_and_applies_each_once(tmp_path):
+    calls: list[list[str]] = []
+
+    async def record_many(uow, envelopes):
+        calls.append([e.data.seller_id for e in envelopes])
+        await uow.session.exec(insert(h.effects).values([{"event_id": e.id} for e in envelopes]))
+
+    async with Harness(tmp_path, handler=BatchHandler(record_many)) as h:
+        events = [_event(f"s{i}") for i in range(5)]
+        # A redelivery inside the poll (a relay that resent before marking) is not handed over twice.
+        await h.producer.send([e.to_record() for e in events] + [events[1].to_record()])
+
+        await h.consume_all(expected_offsets=6)
+
+        assert await h.effect_count() == 5
+        assert sorted(sum(calls, [])) == [f"s{i}" for i in range(5)]
+        assert len(calls) < 5, f"one call per event, not per run: {calls}"
+
+
+async def test_a_batch_handler_failing_on_one_event_falls_back_to_one_at_a_time(tmp_path):
+    async def record_unless_s2(uow, envelopes):
+        if any(e.data.seller_id == "s2" for e in envelopes):
+            raise ValueError("s2 cannot be applied")
+        await uow.session.exec(insert(h.effects).values([{"event_id": e.id} for e in envelopes]))
+
+    async with Harness(tmp_path, handler=BatchHandler(record_unless_s2), max_attempts=2) as h:
+        await h.producer.send([_event(f"s{i}").to_record() for i in range(4)])
+
+        await h.consume_all(expected_offsets=4)
+
+        # The batch rolled back as a whole, then s0, s1 and s3 were applied alone and s2 parked.
+        assert await h.effect_count() == 3
+        parked = await h.records(dead_letter_topic(TOPIC))
+        assert [Envelope.from_record(r).data.seller_id for r in parked] == ["s2"]
 
 
 async def test_a_poison_record_is_dead_lettered_without_retries(tmp_path):

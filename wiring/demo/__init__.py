@@ -1,16 +1,22 @@
-"""Demo data kept in the repo: sellers and products of real programme communes, and orders."""
+"""Demo data kept in the repo: sellers, products, stock, listings and lots of real programme communes, and orders."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import random
-from datetime import timedelta
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import date, timedelta
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from vuonminh.shared.timeutil import utc_now
+
+
+def vietnam_today() -> date:
+    return (utc_now() + timedelta(hours=7)).date()
 
 
 @lru_cache
@@ -19,32 +25,67 @@ def demo_catalog() -> dict[str, Any]:
 
 
 def demo_listings() -> list[dict[str, Any]]:
-    """The demo products as catalog takes them (the price is the shops', not catalog's)."""
-    return [{k: v for k, v in product.items() if k != "price_vnd"} for product in demo_catalog()["products"]]
+    """The demo products as catalog's `POST /v1/products` takes them."""
+    return list(demo_catalog()["products"])
+
+
+def in_season_products(on_day: date) -> list[dict[str, Any]]:
+    """The demo products orderable on that day: Tết flowers and fruit have seasons."""
+    return [
+        product
+        for product in demo_catalog()["products"]
+        if not product.get("season_starts_on")
+        or product["season_starts_on"] <= on_day.isoformat() <= product["season_ends_on"]
+    ]
+
+
+async def seed_demo_catalog(unit_of_work: Callable[[], AbstractAsyncContextManager[Any]]) -> dict[str, int]:
+    """Writes the demo catalog through catalog's own commands, one unit of work each (idempotent: a
+    second run creates nothing). Their events wait in catalog's outbox for its relay. Returns how many
+    of each were newly created."""
+    # The composition root may know the services; the services never import this module.
+    from vuonminh.catalog import commands
+    from vuonminh.catalog.models import ListingIn, LotIn, ProductIn, ProvincialShopIn, SellerIn
+
+    data = demo_catalog()
+    created = {"provincial_shops": 0, "sellers": 0, "products": 0, "listings": 0, "lots": 0}
+    steps = (
+        (
+            "provincial_shops",
+            data["provincial_shops"],
+            lambda uow, d: commands.register_provincial_shop(uow, ProvincialShopIn(**d)),
+        ),
+        ("sellers", data["sellers"], lambda uow, d: commands.register_seller(uow, SellerIn(**d))),
+        ("products", data["products"], lambda uow, d: commands.list_product(uow, ProductIn(**d))),
+        (
+            "listings",
+            data["listings"],
+            lambda uow, d: commands.publish_listing(
+                uow, d["sku"], ListingIn(**{k: v for k, v in d.items() if k != "sku"})
+            ),
+        ),
+        (
+            "lots",
+            data["lots"],
+            lambda uow, d: commands.record_lot(uow, d["sku"], LotIn(**{k: v for k, v in d.items() if k != "sku"})),
+        ),
+    )
+    for what, entries, command in steps:
+        for entry in entries:
+            async with unit_of_work() as uow:
+                _, new = await command(uow, entry)
+                created[what] += new
+    return created
 
 
 async def load_demo_catalog(platform: Any) -> tuple[int, int]:
-    """Registers the demo sellers and products through catalog's own commands (idempotent).
+    """Loads the demo catalog into the embedded platform and waits until orders knows its products.
 
-    Returns how many were newly created.
+    Returns how many sellers and products were newly created.
     """
-    # The composition root may know the services; the services never import this module.
-    from vuonminh.catalog import commands
-    from vuonminh.catalog.models import ProductIn, SellerIn
-
-    catalog = platform.service("catalog")
-    data = demo_catalog()
-    sellers = products = 0
-    for seller in data["sellers"]:
-        async with catalog.unit_of_work() as uow:
-            _, created = await commands.register_seller(uow, SellerIn(**seller))
-            sellers += created
-    for listing in demo_listings():
-        async with catalog.unit_of_work() as uow:
-            _, created = await commands.list_product(uow, ProductIn(**listing))
-            products += created
-    await wait_until_orders_know_products(platform, len(data["products"]))
-    return sellers, products
+    created = await seed_demo_catalog(platform.service("catalog").unit_of_work)
+    await wait_until_orders_know_products(platform, len(demo_catalog()["products"]))
+    return created["sellers"], created["products"]
 
 
 async def register_demo_shops(platform: Any) -> dict[str, str]:
@@ -99,7 +140,8 @@ def demo_order(
     """A realistic direct-channel order body from one of `shops` (default: the demo shops);
     ids are unique per (run_id, sequence)."""
     data = demo_catalog()
-    products = rng.sample(data["products"], k=rng.choice((1, 1, 1, 2, 3)))
+    orderable = in_season_products(vietnam_today())
+    products = rng.sample(orderable, k=min(len(orderable), rng.choice((1, 1, 1, 2, 3))))
     address = rng.choice(data["buyer_addresses"])
     return {
         "shop_id": rng.choice(shops or data["shops"]),
