@@ -315,11 +315,19 @@ _BODY_ANSWERS = {
 def _document_access_answers(schema: dict) -> None:
     """Every operation that takes credentials (`security` set by shared.auth.require) documents the
     401, 403 and 429 it may answer."""
-    for item in schema.get("paths", {}).values():
-        for operation in item.values():
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
             if not isinstance(operation, dict) or not operation.get("security"):
                 continue
             responses = operation.setdefault("responses", {})
+            # An object outside the caller's scope answers as one that does not exist; a write may
+            # name one (404) or collide with what is stored (409: a changed retry, a stale version).
+            content = {"application/json": {"schema": _ERROR_SCHEMA}}
+            if "{" in path or method in ("post", "put", "patch", "delete"):
+                responses.setdefault("404", {"description": "no such object, or one outside the caller's scope"})
+                responses["404"].setdefault("content", content)
+            if method in ("post", "put", "patch", "delete"):
+                responses.setdefault("409", {"description": "conflicts with what is stored", "content": content})
             for status_code, description in _ACCESS_ANSWERS.items():
                 answer = {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
                 if status_code == "429":

@@ -9,9 +9,9 @@ from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
 
 
-def audit_write(
-    uow: UnitOfWork, caller: Caller, *, action: str, target_type: str, target_id: str, outcome: str
-) -> None:
+def audit_write(uow: UnitOfWork, caller: Caller, action: str, *, target: tuple[str, str], outcome: str) -> None:
+    """Stages the audit event of `action` by `caller` on `target` (type, id), e.g. ("product", sku)."""
+    target_type, target_id = target
     uow.publish(
         WriteAudited(
             service=uow.service,

@@ -17,4 +17,5 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
         "GET",
         "/01/{gtin}/10/{lot_code}",
     ): "a lot's trace page (GS1 Digital Link on the package): public, no personal data",
+    ("GET", "/dashboard/static/{name}"): "the dashboard's script and charting library: nothing private",
 }
