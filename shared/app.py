@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -113,6 +114,18 @@ class OperatorOnlyPaths:
         await self.app(scope, receive, send)
 
 
+class ErrorOut(BaseModel):
+    detail: str
+
+
+def error_answer(description: str) -> dict:
+    """An entry of a route's `responses`: an error status with its `detail` sentence."""
+    return {"model": ErrorOut, "description": description}
+
+
+NOT_FOUND_OR_NOT_YOURS = error_answer("no such object, or one outside the caller's scope")
+
+
 def runtime_of(name: str) -> Callable[[Request], Awaitable[ServiceRuntime]]:
     # async: a plain `def` dependency would hop to a worker thread on every request.
     async def dependency(request: Request) -> ServiceRuntime:
@@ -132,7 +145,11 @@ def session_of(name: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
 def _ops_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
-    @router.get("/healthz", summary="Liveness: the process and its background loops are running")
+    @router.get(
+        "/healthz",
+        summary="Liveness: the process and its background loops are running",
+        responses={503: {"description": "a background loop died: restart the process"}},
+    )
     async def healthz(request: Request) -> JSONResponse:
         platform: Platform = request.app.state.platform
         dead = platform.dead_loops()
@@ -143,6 +160,7 @@ def _ops_router() -> APIRouter:
     @router.get(
         "/readyz",
         summary="Readiness of the parts this process runs (api, worker), with every check and what is missing",
+        responses={503: {"description": "a part is not ready: `unready` says what it lacks"}},
     )
     async def readyz(request: Request) -> JSONResponse:
         platform: Platform = request.app.state.platform
@@ -182,6 +200,10 @@ def create_app(platform: Platform, *, on_started: Callable[[Platform], Awaitable
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
+        # Revocations are known before the first request is served (unless the database is down:
+        # then the refresh loop keeps trying).
+        with contextlib.suppress(Exception):
+            await authenticator.registry.reload()
         refresh = asyncio.create_task(_refresh_credentials(platform, authenticator), name="credentials-refresh")
         if settings.metrics_port:
             _serve_metrics_port(settings.metrics_port)
@@ -269,7 +291,68 @@ def _document_raw_bodies(app: FastAPI, models: list[type[BaseModel]]) -> None:
                 model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
                 components.update(model_schema.pop("$defs", {}))
                 components[model.__name__] = model_schema
+            _document_access_answers(schema)
+            _document_rule_errors(components)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string", "description": "what is wrong"}},
+    "required": ["detail"],
+}
+_ACCESS_ANSWERS = {
+    "401": "no credential, or a bad one (missing, malformed, expired, bad signature, revoked): `detail` says which",
+    "403": "the caller's role may not call this route: `detail` names the roles allowed",
+    "429": "too many requests from this credential or address: retry after `Retry-After` seconds",
+}
+
+
+_BODY_ANSWERS = {
+    "400": "the body is not JSON",
+    "413": f"the body is over {MAX_BODY_BYTES // 1024} KiB",
+}
+
+
+def _document_access_answers(schema: dict) -> None:
+    """Every operation that takes credentials (`security` set by shared.auth.require) documents the
+    401, 403 and 429 it may answer."""
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or not operation.get("security"):
+                continue
+            responses = operation.setdefault("responses", {})
+            # An object outside the caller's scope answers as one that does not exist; a write may
+            # name one (404) or collide with what is stored (409: a changed retry, a stale version).
+            content = {"application/json": {"schema": _ERROR_SCHEMA}}
+            if "{" in path or method in ("post", "put", "patch", "delete"):
+                responses.setdefault("404", {"description": "no such object, or one outside the caller's scope"})
+                responses["404"].setdefault("content", content)
+            if method in ("post", "put", "patch", "delete"):
+                responses.setdefault("409", {"description": "conflicts with what is stored", "content": content})
+            for status_code, description in _ACCESS_ANSWERS.items():
+                answer = {"description": description, "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+                if status_code == "429":
+                    answer["headers"] = {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}}
+                responses.setdefault(status_code, answer)
+            if "requestBody" in operation:
+                for status_code, description in _BODY_ANSWERS.items():
+                    content = {"application/json": {"schema": _ERROR_SCHEMA}}
+                    responses.setdefault(status_code, {"description": description, "content": content})
+
+
+def _document_rule_errors(components: dict) -> None:
+    """A 422 carries FastAPI's list of field errors, or, when a domain rule refuses the request
+    (an unknown ward code, a date range that ends before it starts), one sentence."""
+    validation = components.get("HTTPValidationError")
+    if validation is None:
+        return
+    listed = validation["properties"]["detail"]
+    validation["properties"]["detail"] = {
+        "title": "Detail",
+        "anyOf": [{k: v for k, v in listed.items() if k != "title"}, {"type": "string"}],
+        "description": "the fields in error, or one sentence naming the rule the request breaks",
+    }

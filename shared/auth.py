@@ -379,6 +379,9 @@ class CredentialRegistry:
     # Reads the rows; set by the app to read the databases of the services the process runs.
     source: Callable[[], Awaitable[Sequence[Mapping[str, Any]]]] | None = None
     loaded_at: float = 0.0
+    # When an unknown key id last made it reload (kept apart from the periodic reloads, so a key
+    # created just after one is still found at once).
+    on_demand_at: float = -_ON_DEMAND_RELOAD_EVERY_S
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def load(self, rows: Iterable[Mapping[str, Any]]) -> None:
@@ -412,7 +415,9 @@ class CredentialRegistry:
             self.load(await self.source())
 
     async def reload_if_due(self) -> None:
-        if time.monotonic() - self.loaded_at >= _ON_DEMAND_RELOAD_EVERY_S:
+        now = time.monotonic()
+        if now - self.on_demand_at >= _ON_DEMAND_RELOAD_EVERY_S:
+            self.on_demand_at = now
             try:
                 await self.reload()
             except Exception as error:  # a database hiccup must not turn into a 500

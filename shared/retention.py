@@ -199,13 +199,17 @@ class Janitor:
         deleted: dict[str, int] = {}
         committed = await local_log.group_offsets()
         dlq_cutoff_ms = now_ms - int(self.settings.dlq_retention_days * DAY_S * 1000)
+        unread_cutoff_ms = now_ms - int(self.settings.topic_retention_days * DAY_S * 1000)
         for topic in await local_log.topics():
             if topic.endswith(".dlq"):
                 deleted[topic] = await local_log.delete_records(topic, before_ms=dlq_cutoff_ms)
                 continue
             groups = self.readers.get(topic, set()) | set(committed.get(topic, {}))
             if not groups:
-                continue  # nobody reads it: kept, as it may be what someone is about to read
+                # Nobody here reads it (e.g. access.audit, for an outside log store): kept as long as
+                # Kafka would keep it, as it may be what someone is about to read.
+                deleted[topic] = await local_log.delete_records(topic, before_ms=unread_cutoff_ms)
+                continue
             # A group that has not committed yet reads from 0: it holds everything back.
             low_water = min(committed.get(topic, {}).get(group, 0) for group in groups)
             if low_water > 0:

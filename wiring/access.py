@@ -23,4 +23,5 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhooks/tiktok-shop"): "signed by TikTok Shop (Authorization: HMAC of app key + body)",
     ("POST", "/v1/webhooks/shopee"): "signed by Shopee (Authorization: HMAC of callback URL | body)",
     ("POST", "/v1/webhooks/lazada"): "signed by Lazada (Authorization: HMAC of app key + body)",
+    ("GET", "/dashboard/static/{name}"): "the dashboard's script and charting library: nothing private",
 }

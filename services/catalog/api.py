@@ -33,7 +33,9 @@ from vuonminh.catalog.models import (
     StockOut,
 )
 from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.audit import audit_write
 from vuonminh.shared.auth import Caller, Role, public, require
+from vuonminh.shared.paging import Limit, Offset
 from vuonminh.shared.runtime import ServiceRuntime
 
 T = TypeVar("T")
@@ -42,8 +44,6 @@ router = APIRouter(tags=["catalog"])
 v1 = APIRouter(prefix="/v1")
 Runtime = Annotated[ServiceRuntime, Depends(runtime_of("catalog"))]
 Session = Annotated[AsyncSession, Depends(session_of("catalog"))]
-Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
 # Who reads the catalog: sellers their own, officials their communes' or provinces' sellers, the operator all.
 Reader = Annotated[Caller, Depends(require(Role.seller, Role.commune_official, Role.province_official))]
 # Who changes a seller's products, stock, listings and lots: that seller (or the operator).
@@ -96,6 +96,11 @@ def _not_found(what: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"{what} not found")
 
 
+def _done(changed: bool, what: str = "created") -> str:
+    """The outcome an audit entry records: `what`, or "unchanged" for an identical retry."""
+    return what if changed else "unchanged"
+
+
 async def _run(result: Awaitable[T]) -> T:
     try:
         return await result
@@ -112,9 +117,12 @@ async def _run(result: Awaitable[T]) -> T:
     status_code=status.HTTP_201_CREATED,
     summary="Register a provincial shop that groups producers (201; 200 when repeated; 409 when it differs)",
 )
-async def register_provincial_shop(request: ProvincialShopIn, runtime: Runtime, response: Response, _: Operator):
+async def register_provincial_shop(request: ProvincialShopIn, runtime: Runtime, response: Response, caller: Operator):
     async with runtime.unit_of_work() as uow:
         shop, created = await _run(commands.register_provincial_shop(uow, request))
+        audit_write(
+            uow, caller, "register_provincial_shop", target=("provincial_shop", shop.shop_id), outcome=_done(created)
+        )
     if not created:
         response.status_code = status.HTTP_200_OK
     async with runtime.sessions() as session:
@@ -172,9 +180,10 @@ async def get_seller(seller_id: str, session: Session, caller: Reader):
     status_code=status.HTTP_201_CREATED,
     summary="Register a seller (201; 200 when the same registration is repeated; 409 when it differs)",
 )
-async def register_seller(request: SellerIn, runtime: Runtime, response: Response, _: Operator):
+async def register_seller(request: SellerIn, runtime: Runtime, response: Response, caller: Operator):
     async with runtime.unit_of_work() as uow:
         seller, created = await _run(commands.register_seller(uow, request))
+        audit_write(uow, caller, "register_seller", target=("seller", seller.seller_id), outcome=_done(created))
     if not created:
         response.status_code = status.HTTP_200_OK
     return queries.seller_out(seller)
@@ -217,6 +226,7 @@ async def list_product(request: ProductIn, runtime: Runtime, response: Response,
         if existing is not None and not caller.may_see_seller(existing.seller_id):
             raise HTTPException(status.HTTP_409_CONFLICT, f"SKU {request.sku!r} belongs to another seller")
         product, created = await _run(commands.list_product(uow, request))
+        audit_write(uow, caller, "list_product", target=("product", product.sku), outcome=_done(created))
     if not created:
         response.status_code = status.HTTP_200_OK
     async with runtime.sessions() as session:
@@ -232,6 +242,7 @@ async def edit_product(sku: str, patch: ProductPatch, runtime: Runtime, caller: 
     await _own_product(runtime, sku, caller)
     async with runtime.unit_of_work() as uow:
         await _run(commands.edit_product(uow, sku, patch))
+        audit_write(uow, caller, "edit_product", target=("product", sku), outcome="updated")
     async with runtime.sessions() as session:
         return await queries.product(session, sku)
 
@@ -245,6 +256,7 @@ async def adjust_stock(sku: str, request: StockAdjustmentIn, runtime: Runtime, c
     await _own_product(runtime, sku, caller)
     async with runtime.unit_of_work() as uow:
         await _run(commands.adjust_stock(uow, sku, request))
+        audit_write(uow, caller, "adjust_stock", target=("product", sku), outcome="updated")
     async with runtime.sessions() as session:
         return await queries.stock(session, sku, after_id=0, limit=0)
 
@@ -269,6 +281,7 @@ async def publish_listing(sku: str, request: ListingIn, runtime: Runtime, respon
     await _own_product(runtime, sku, caller)
     async with runtime.unit_of_work() as uow:
         listing, changed = await _run(commands.publish_listing(uow, sku, request))
+        audit_write(uow, caller, "publish_listing", target=("product", sku), outcome=_done(changed, "updated"))
     response.status_code = status.HTTP_201_CREATED if changed else status.HTTP_200_OK
     return ListingOut(**listing.model_dump())
 
@@ -292,6 +305,7 @@ async def record_lot(sku: str, request: LotIn, runtime: Runtime, response: Respo
     await _own_product(runtime, sku, caller)
     async with runtime.unit_of_work() as uow:
         lot, created = await _run(commands.record_lot(uow, sku, request))
+        audit_write(uow, caller, "record_lot", target=("lot", f"{sku}/{lot.lot_code}"), outcome=_done(created))
     if not created:
         response.status_code = status.HTTP_200_OK
     return queries.lot_out(lot, runtime.settings.trace_domain)

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from sqlalchemy import ColumnElement, false
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from vuonminh.logistics.models import Shipment, ShipmentOut
-from vuonminh.shared.app import session_of
+from vuonminh.shared.app import NOT_FOUND_OR_NOT_YOURS, session_of
 from vuonminh.shared.auth import Caller, Role, require
+from vuonminh.shared.paging import Limit, Offset
 from vuonminh.shared.privacy import buyer_out
 
 router = APIRouter(prefix="/v1", tags=["logistics"])
@@ -61,8 +62,8 @@ async def list_shipments(
     caller: Reader,
     order_id: str | None = None,
     seller_id: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> list[ShipmentOut]:
     query = select(Shipment).order_by(col(Shipment.created_at).desc(), col(Shipment.id)).limit(limit).offset(offset)
     if (scope := visible_shipments(caller)) is not None:
@@ -74,7 +75,7 @@ async def list_shipments(
     return _shipments_out((await session.exec(query)).all(), caller)
 
 
-@router.get("/shipments/{shipment_id}", response_model=ShipmentOut)
+@router.get("/shipments/{shipment_id}", response_model=ShipmentOut, responses={404: NOT_FOUND_OR_NOT_YOURS})
 async def get_shipment(shipment_id: str, session: Session, caller: Reader) -> ShipmentOut:
     query = select(Shipment).where(Shipment.id == shipment_id)
     if (scope := visible_shipments(caller)) is not None:

@@ -40,10 +40,11 @@ from vuonminh.orders.models import (
 )
 from vuonminh.orders.settings import platform_settings
 from vuonminh.shared.addresses import check_address_codes
-from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.app import NOT_FOUND_OR_NOT_YOURS, runtime_of, session_of
 from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.events import PlatformOrderNotified
 from vuonminh.shared.metrics import WEBHOOK_LATENCY, WEBHOOKS
+from vuonminh.shared.paging import Offset
 from vuonminh.shared.privacy import buyer_out
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
@@ -351,7 +352,7 @@ async def list_orders(
     placed_to: Annotated[datetime | None, Query(description="placed before, with an offset")] = None,
     cursor: Annotated[str | None, Query(description="X-Next-Cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[OrderOut]:
     for name, moment in (("placed_from", placed_from), ("placed_to", placed_to)):
         if moment is not None and moment.tzinfo is None:
@@ -414,7 +415,7 @@ async def schedule_livestream(body: LivestreamIn, runtime: Runtime, caller: Sell
         raise HTTPException(422, str(error)) from error
 
 
-@router.get("/orders/{id}", response_model=OrderOut)
+@router.get("/orders/{id}", response_model=OrderOut, responses={404: NOT_FOUND_OR_NOT_YOURS})
 async def get_order(id: str, session: Session, caller: Reader) -> OrderOut:  # noqa: A002 - the API's name for it
     query = select(Order).where(Order.id == id)
     if (scope := visible_orders(caller)) is not None:

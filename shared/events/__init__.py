@@ -6,6 +6,7 @@ breaking change is a new class with the next version, and consumers accept both 
 old one has drained.
 """
 
+from vuonminh.shared.events.access import WriteAudited
 from vuonminh.shared.events.base import EventPayload, all_event_types, payload_class_for
 from vuonminh.shared.events.catalog import (
     ListingPublished,
@@ -78,6 +79,7 @@ __all__ = [
     "SellerRegistered",
     "SellerRegisteredV2",
     "StockAdjusted",
+    "WriteAudited",
     "ShipmentDispatched",
     "ShipmentDispatchedV2",
     "ShipmentStatusChanged",

@@ -17,6 +17,7 @@ class Topic(StrEnum):
     ORDERS = "orders.orders"  # key: order_id (ours)
     LIVESTREAMS = "orders.livestreams"  # key: livestream_id
     SHIPMENTS = "logistics.shipments"  # key: shipment_id
+    AUDIT = "access.audit"  # key: "<target type>:<target id>": who wrote what through the APIs
 
 
 def dead_letter_topic(topic: str) -> str:

@@ -56,6 +56,8 @@ async def test_disk_use_stays_flat_over_rounds_of_orders(tmp_path):
     # Every order went through, although the log now holds only the newest record of each topic.
     assert len(orders) == ROUNDS * ORDERS_PER_ROUND and {o["status"] for o in orders} <= {"placed", "confirmed"}
     assert topics["orders.intake"][1] + 1 == ROUNDS * ORDERS_PER_ROUND
+    # access.audit has no reader in the platform: it keeps its records for the topic retention.
+    assert topics.pop("access.audit") == (0, 4)  # the two sellers and three products seeded
     assert all(first == last for first, last in topics.values())
     # After the first rounds have sized the files, later rounds reuse the freed pages.
     assert max(log_on_disk[2:]) <= log_on_disk[1] + SLACK_BYTES, log_on_disk
@@ -105,6 +107,26 @@ async def test_dead_letter_records_are_kept_for_the_dlq_retention(tmp_path):
     )
     await janitor.prune_once()
     assert await transport.log.topics() == {"t.dlq": (2, 3)}
+    await transport.close()
+
+
+async def test_a_topic_nobody_here_reads_is_kept_for_the_topic_retention(tmp_path):
+    transport = LocalTransport(tmp_path / "log.sqlite3")
+    await transport.ensure_topics(["access.audit"])
+    await transport.producer(client_id="p").send(
+        [OutgoingRecord(topic="access.audit", key=b"k", value=bytes([n]), headers=()) for n in range(4)]
+    )
+    janitor = Janitor(services=[], settings=Settings(topic_retention_days=7), local_log=transport.log)
+    await janitor.prune_once()
+    assert await transport.log.topics() == {"access.audit": (0, 3)}
+
+    old_ms = int((utc_now() - timedelta(days=8)).timestamp() * 1000)
+    await asyncio.get_running_loop().run_in_executor(
+        None,
+        lambda: _sql(tmp_path / "log.sqlite3", 'UPDATE records SET timestamp_ms = ? WHERE "offset" < 3', old_ms),
+    )
+    await janitor.prune_once()
+    assert await transport.log.topics() == {"access.audit": (3, 3)}
     await transport.close()
 
 

@@ -16,7 +16,13 @@ from vuonminh.wiring.testing import (
     signed_headers,
 )
 
-NEW_PRODUCT = {"sku": "MAT-ONG-1L", "seller_id": "co-ba-hong", "name": "Mật ong bạc hà 1 l", "unit_weight_g": 1400, "initial_stock": 10}
+NEW_PRODUCT = {
+    "sku": "MAT-ONG-1L",
+    "seller_id": "co-ba-hong",
+    "name": "Mật ong bạc hà 1 l",
+    "unit_weight_g": 1400,
+    "initial_stock": 10,
+}
 NEW_SELLER = {
     "seller_id": "htx-sin-ho",
     "name": "HTX Sìn Hồ",

@@ -86,7 +86,9 @@ async def test_shopee_and_lazada_orders_flow_through_their_own_formats(tmp_path,
 
         async def all_stored():
             statuses = await _statuses(platform, platform_name)
-            return statuses if len(statuses) == 8 and not {"awaiting_payment", "placed"} & set(statuses.values()) else None
+            return (
+                statuses if len(statuses) == 8 and not {"awaiting_payment", "placed"} & set(statuses.values()) else None
+            )
 
         statuses = await eventually(all_stored, timeout_s=60)
         assert {o for o, s in statuses.items() if s == "cancelled"} == cancelled
@@ -109,7 +111,11 @@ async def test_a_noisy_livestream_becomes_placed_and_cancelled_orders_fetched_in
 
         async def all_stored():
             statuses = await _statuses(platform)
-            return statuses if len(statuses) == 30 and not {"awaiting_payment", "placed"} & set(statuses.values()) else None
+            return (
+                statuses
+                if len(statuses) == 30 and not {"awaiting_payment", "placed"} & set(statuses.values())
+                else None
+            )
 
         statuses = await eventually(all_stored, timeout_s=60)
         assert {o for o, s in statuses.items() if s == "cancelled"} == cancelled
