@@ -20,7 +20,17 @@ from vuonminh.shared.events.catalog import (
     StockReserved,
 )
 from vuonminh.shared.events.envelope import Envelope, PoisonMessage, UnknownEventType
-from vuonminh.shared.events.logistics import ShipmentDispatched, ShipmentDispatchedV2, ShipmentStatusChanged
+from vuonminh.shared.events.logistics import (
+    DISPATCH_REQUESTED,
+    DispatchRequested,
+    GhnDispatchRequested,
+    GhtkDispatchRequested,
+    ShipmentDispatched,
+    ShipmentDispatchedV2,
+    ShipmentStatusChanged,
+    ViettelPostDispatchRequested,
+    VnpostDispatchRequested,
+)
 from vuonminh.shared.events.orders import (
     Buyer,
     BuyerAddress,
@@ -83,6 +93,12 @@ __all__ = [
     "ShipmentDispatched",
     "ShipmentDispatchedV2",
     "ShipmentStatusChanged",
+    "DISPATCH_REQUESTED",
+    "DispatchRequested",
+    "GhnDispatchRequested",
+    "GhtkDispatchRequested",
+    "ViettelPostDispatchRequested",
+    "VnpostDispatchRequested",
     "StockReservationFailed",
     "StockReserved",
     "Topic",

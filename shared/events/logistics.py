@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -88,3 +88,49 @@ class ShipmentStatusChanged(EventPayload):
 
     def aggregate_id(self) -> str:
         return self.shipment_id
+
+
+class DispatchRequested(EventPayload):
+    """A request for one carrier to create its order for a shipment, in that carrier's own
+    create-order format (`create_order`), so the carrier's partner can submit it as is.
+
+    One class and one topic per carrier (below); this base is not an event type itself."""
+
+    shipment_id: str
+    order_id: str
+    seller_id: str
+    carrier: Carrier
+    reference: str  # our reference, sent to the carrier (GHN client_order_code, GHTK order.id, VTP ORDER_NUMBER)
+    create_order: dict[str, Any]  # the body of the carrier's create-order request
+    requested_at: UtcDatetime
+
+    def aggregate_id(self) -> str:
+        return self.shipment_id
+
+
+class GhnDispatchRequested(DispatchRequested):
+    TYPE: ClassVar[str] = "vuonminh.logistics.ghn_dispatch_requested.v1"
+    TOPIC: ClassVar[str] = Topic.DISPATCH_GHN
+
+
+class GhtkDispatchRequested(DispatchRequested):
+    TYPE: ClassVar[str] = "vuonminh.logistics.ghtk_dispatch_requested.v1"
+    TOPIC: ClassVar[str] = Topic.DISPATCH_GHTK
+
+
+class ViettelPostDispatchRequested(DispatchRequested):
+    TYPE: ClassVar[str] = "vuonminh.logistics.viettel_post_dispatch_requested.v1"
+    TOPIC: ClassVar[str] = Topic.DISPATCH_VIETTEL_POST
+
+
+class VnpostDispatchRequested(DispatchRequested):
+    TYPE: ClassVar[str] = "vuonminh.logistics.vnpost_dispatch_requested.v1"
+    TOPIC: ClassVar[str] = Topic.DISPATCH_VNPOST
+
+
+DISPATCH_REQUESTED: dict[str, type[DispatchRequested]] = {
+    "ghn": GhnDispatchRequested,
+    "ghtk": GhtkDispatchRequested,
+    "viettel_post": ViettelPostDispatchRequested,
+    "vnpost": VnpostDispatchRequested,
+}

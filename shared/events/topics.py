@@ -17,6 +17,11 @@ class Topic(StrEnum):
     ORDERS = "orders.orders"  # key: order_id (ours)
     LIVESTREAMS = "orders.livestreams"  # key: livestream_id
     SHIPMENTS = "logistics.shipments"  # key: shipment_id
+    # One topic per carrier: each partner reads its own create-order requests, in its own format.
+    DISPATCH_GHN = "logistics.dispatch.ghn"  # key: shipment_id
+    DISPATCH_GHTK = "logistics.dispatch.ghtk"  # key: shipment_id
+    DISPATCH_VIETTEL_POST = "logistics.dispatch.viettel_post"  # key: shipment_id
+    DISPATCH_VNPOST = "logistics.dispatch.vnpost"  # key: shipment_id
     AUDIT = "access.audit"  # key: "<target type>:<target id>": who wrote what through the APIs
 
 
