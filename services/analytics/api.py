@@ -32,6 +32,7 @@ from vuonminh.analytics.models import (
     SellerKpis,
 )
 from vuonminh.shared.app import runtime_of, session_of
+from vuonminh.shared.audit import audit_write
 from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.runtime import ServiceRuntime
 
@@ -135,12 +136,13 @@ async def core_sellers(
     summary="Set the commune's target of core sellers",
 )
 async def set_core_seller_target(
-    ward_code: str, body: CoreSellerTargetIn, session: Session, caller: ProvinceOfficial
+    ward_code: str, body: CoreSellerTargetIn, runtime: Runtime, caller: ProvinceOfficial
 ) -> Response:
     # The province sets its communes' targets.
-    async with not_found():
+    async with not_found(), runtime.unit_of_work() as uow:
         await check_commune_scope(caller, ward_code)
-        await queries.set_core_seller_target(session, ward_code, body.core_sellers_target, body.due_on)
+        await queries.set_core_seller_target(uow.session, ward_code, body.core_sellers_target, body.due_on)
+        audit_write(uow, caller, "set_core_seller_target", target=("commune", ward_code), outcome="saved")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -416,7 +416,6 @@ async def set_core_seller_target(session: AsyncSession, ward_code: str, target: 
         session.add(CommuneTarget(ward_code=ward_code, core_sellers_target=target, due_on=due_on))
     else:
         row.core_sellers_target, row.due_on = target, due_on
-    await session.commit()
 
 
 async def ocop_share(session: AsyncSession, ward_code: str, on: date) -> OcopShare:

@@ -41,6 +41,7 @@ from vuonminh.orders.models import (
 from vuonminh.orders.settings import platform_settings
 from vuonminh.shared.addresses import check_address_codes
 from vuonminh.shared.app import NOT_FOUND_OR_NOT_YOURS, runtime_of, session_of
+from vuonminh.shared.audit import audit_write
 from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.events import PlatformOrderNotified
 from vuonminh.shared.metrics import WEBHOOK_LATENCY, WEBHOOKS
@@ -386,11 +387,14 @@ async def list_orders(
     status_code=status.HTTP_201_CREATED,
     summary="Connect a shop: a direct shop gets a webhook secret (shown once); a marketplace shop its API tokens",
 )
-async def connect_shop(body: ShopIn, runtime: Runtime, _caller: Operator) -> ShopOut:
+async def connect_shop(body: ShopIn, runtime: Runtime, caller: Operator) -> ShopOut:
     try:
         box = shops.SecretBox(runtime.settings.secrets_key)
         async with runtime.unit_of_work() as uow:
             out = await commands.connect_shop(uow, box, body)
+            audit_write(
+                uow, caller, "connect_shop", target=("shop", f"{body.channel}:{body.shop_id}"), outcome="created"
+            )
     except commands.CommandError as error:
         raise HTTPException(422, str(error)) from error
     except shops.SecretsKeyMissing as error:
@@ -410,7 +414,9 @@ async def schedule_livestream(body: LivestreamIn, runtime: Runtime, caller: Sell
         raise HTTPException(404, f"seller {body.seller_id!r} not found")
     try:
         async with runtime.unit_of_work() as uow:
-            return await commands.schedule_livestream(uow, body)
+            live = await commands.schedule_livestream(uow, body)
+            audit_write(uow, caller, "schedule_livestream", target=("livestream", body.livestream_id), outcome="saved")
+            return live
     except commands.CommandError as error:
         raise HTTPException(422, str(error)) from error
 

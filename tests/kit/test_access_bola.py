@@ -218,3 +218,41 @@ async def test_writes_leave_an_audit_trail_naming_who_wrote_what_and_when(stack)
     }
     # The seeding (as the operator) is in the trail too.
     assert {e["target_id"] for e in trail if e["actor_role"] == "operator"} >= {"co-ba-hong", "htx-che", "CHE-200"}
+
+
+async def test_orders_and_analytics_writes_are_in_the_trail_too(stack) -> None:
+    client, data_dir, *_ = stack
+    seller = auth_headers(Role.seller, seller_ids={"co-ba-hong"}, subject="seller:co-ba-hong", token_id="audit-2")
+    live = {
+        "livestream_id": "tet-binh-lu",
+        "seller_id": "co-ba-hong",
+        "channel": "tiktok_shop",
+        "shop_id": "7495001",
+        "title": "Miến dong đón Tết",
+        "starts_at": "2026-12-20T12:00:00Z",
+        "ends_at": "2026-12-20T14:00:00Z",
+    }
+    assert (await client.post("/v1/livestreams", json=live, headers=seller)).status_code == 201
+    target = {"core_sellers_target": 12, "due_on": "2026-12-31"}
+    put = await client.put("/v1/kpis/communes/03390/core-seller-target", json=target, headers=LAI_CHAU)
+    assert put.status_code == 204
+    # Another province's commune: refused, and nothing written or audited.
+    assert (
+        await client.put("/v1/kpis/communes/05503/core-seller-target", json=target, headers=LAI_CHAU)
+    ).status_code == 404
+
+    def trail(service: str) -> list[dict]:
+        with sqlite3.connect(data_dir / f"{service}.sqlite3") as conn:
+            rows = conn.execute(
+                "SELECT payload FROM outbox WHERE event_type = 'vuonminh.access.write_audited.v1'"
+            ).fetchall()
+        return [json.loads(payload) for (payload,) in rows]
+
+    (livestream,) = [e for e in trail("orders") if e["action"] == "schedule_livestream"]
+    assert (livestream["target_id"], livestream["credential_id"]) == ("tet-binh-lu", "audit-2")
+    (targets,) = trail("analytics")
+    assert (targets["action"], targets["target_id"], targets["actor_role"]) == (
+        "set_core_seller_target",
+        "03390",
+        "province_official",
+    )
