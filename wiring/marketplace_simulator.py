@@ -1,11 +1,11 @@
 """A marketplace simulator for the demo, tests and benchmarks: it plays TikTok Shop, Shopee or Lazada.
 
 It serves each platform's order-detail API in that platform's answer format (TikTok
-`GET /order/202507/orders`; Shopee `GET /api/v2/order/get_order_detail`; Lazada `GET /rest/order/get` and
-`/rest/order/items/get`), checks our signed requests as each platform documents them, and posts signed
-webhooks to orders at a chosen rate with noise: repeated notifications, out-of-order statuses,
-cancellations; its API can throttle (429) and fail (503). Written from the platforms' documents,
-independently of orders' client, so that each checks the other.
+`GET /order/202507/orders`; Shopee `GET /api/v2/order/get_order_detail`; Lazada `GET /rest/order/get`,
+`/rest/order/items/get` and `/rest/orders/items/get`), checks our signed requests as each platform
+documents them, and posts signed webhooks to orders at a chosen rate with noise: repeated
+notifications, out-of-order statuses, cancellations; its API can throttle (429) and fail (503).
+Written from the platforms' documents, independently of orders' client, so that each checks the other.
 """
 
 from __future__ import annotations
@@ -319,6 +319,21 @@ class MarketplaceSimulator:
             noisy = self._noise()
             if noisy:
                 return noisy
+            if path == "/orders/items/get":  # GetMultipleOrderItems: order_ids=[1,2,...], at most 50
+                try:
+                    wanted = [str(i) for i in json.loads(query.get("order_ids", ""))]
+                except (ValueError, TypeError):
+                    wanted = []
+                if not 1 <= len(wanted) <= 50:
+                    return JSONResponse(
+                        {"code": "MISSING_PARAMETER", "message": "order_ids: 1 to 50", "request_id": "sim"}
+                    )
+                found = [
+                    {"order_id": int(i), "order_number": int(i), "order_items": self.orders[i].detail()["items"]}
+                    for i in wanted
+                    if i in self.orders
+                ]
+                return JSONResponse({"code": "0", "data": found})
             order = self.orders.get(query.get("order_id", ""))
             if order is None:
                 return JSONResponse({"code": "ORDER_NOT_FOUND", "message": "no such order", "request_id": "sim"})
@@ -385,6 +400,10 @@ class MarketplaceSimulator:
         @app.get("/rest/order/items/get")
         async def lazada_items(request: Request) -> JSONResponse:
             return await lazada(request, "/order/items/get")
+
+        @app.get("/rest/orders/items/get")
+        async def lazada_multiple_items(request: Request) -> JSONResponse:
+            return await lazada(request, "/orders/items/get")
 
         return app
 

@@ -279,3 +279,27 @@ async def test_a_token_about_to_expire_is_refreshed_and_used(tmp_path, platform_
             )
 
         await eventually(placed, timeout_s=60)
+
+
+async def test_lazada_items_come_for_a_whole_batch_in_one_call(tmp_path):
+    sim = MarketplaceSimulator(
+        platform="lazada", noise=Noise(repeat_rate=0, out_of_order_rate=0, cancel_rate=0), seed=4
+    )
+    async with platform_with_simulator(tmp_path, sim) as (client, platform):
+        start = int(time.time()) - 60
+        script = sim.script(orders=12, minutes=1, skus=SKUS, start=start)
+        await sim.play(client, "/v1/webhooks/lazada", script, start=start, speed=None)
+
+        async def all_confirmed():
+            statuses = await _statuses(platform, "lazada")
+            return len(statuses) == 12 and set(statuses.values()) == {"confirmed"}
+
+        await eventually(all_confirmed, timeout_s=60)
+        main, retry = platform.service("orders").state["fetchers"]
+        assert main.fetched + retry.fetched == 12
+        # /order/get once per order, /orders/items/get once per batch: fewer than two calls an order.
+        assert 12 < sim.api_calls < 2 * 12
+        listed = (
+            await client.get("/v1/orders", params={"channel": "lazada", "order_id": next(iter(sim.orders))})
+        ).json()
+        assert listed[0]["lines"] and all(line["quantity"] >= 1 for line in listed[0]["lines"])
