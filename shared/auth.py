@@ -17,6 +17,11 @@ Two kinds of credential arrive as `Authorization: Bearer <credential>`:
   only the SHA-256 of the secret (the secret is 32 random bytes: a slow hash adds nothing) in
   their `credentials` table, with the role, scope and revocation.
 
+Browsers cannot set that header on a link, so a person signs in once on a page (the dashboard's
+`/dashboard/login`) and the credential rides in an HttpOnly, SameSite=Strict cookie
+(`SESSION_COOKIE`). The cookie is read only for GET and HEAD: it can show a person what their
+credential may read, never write anything (no cross-site request forgery of writes).
+
 Where the records live: every service's own database holds a `credentials` table, and
 `vuonminh keys`/`vuonminh tokens` write each record to every service's database (idempotent:
 a repeated create or revoke converges). A service never calls another to check a credential.
@@ -40,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import jwt
 import structlog
@@ -534,12 +540,26 @@ def authenticator_of(request: Request) -> Authenticator:
     return authenticator
 
 
+# The cookie a signed-in browser sends its credential in (reads only: see the module's docstring).
+SESSION_COOKIE = "vuonminh_credential"
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def session_credential(request: Request) -> str | None:
+    """The credential of a signed-in browser, for a read."""
+    if request.method not in READ_METHODS:
+        return None
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
 async def authorize(request: Request, allowed: frozenset[Role], shown: Sequence[Role]) -> Caller:
     """The caller of `request` if it is one of `allowed`, else HTTPException 401/403/429."""
     rate_limits = rate_limits_of(request)
     if rate_limits is not None:
         rate_limits.check_ip(request)
     header = request.headers.get("authorization")
+    if not header and (cookie := session_credential(request)):
+        header = f"Bearer {cookie}"
     if not header:
         raise unauthenticated("missing credentials: send 'Authorization: Bearer <token or API key>'")
     scheme, _, credential = header.partition(" ")
@@ -558,10 +578,11 @@ async def authorize(request: Request, allowed: frozenset[Role], shown: Sequence[
     return caller
 
 
-def require(*roles: Role) -> Callable[..., Awaitable[Caller]]:
+def require(*roles: Role, sign_in: str | None = None) -> Callable[..., Awaitable[Caller]]:
     """A dependency giving the authenticated Caller, refusing other roles (403).
 
-    The operator may call every route, named or not.
+    The operator may call every route, named or not. With `sign_in` (a page's route), a browser
+    (asking for HTML) without valid credentials is sent there (303) instead of getting a 401.
     """
     allowed = frozenset(roles) | {Role.operator}
     shown = tuple(roles) if Role.operator in roles else (*roles, Role.operator)
@@ -570,7 +591,15 @@ def require(*roles: Role) -> Callable[..., Awaitable[Caller]]:
     async def dependency(
         request: Request, _documented: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
     ) -> Caller:
-        return await authorize(request, allowed, shown)
+        try:
+            return await authorize(request, allowed, shown)
+        except HTTPException as error:
+            if sign_in and error.status_code == 401 and "text/html" in request.headers.get("accept", ""):
+                back = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""), safe="")
+                raise HTTPException(
+                    status.HTTP_303_SEE_OTHER, error.detail, {"Location": f"{sign_in}?next={back}"}
+                ) from None
+            raise
 
     dependency.__name__ = "require_" + "_or_".join(role.value for role in shown)
     return dependency

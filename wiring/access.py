@@ -23,5 +23,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhooks/tiktok-shop"): "signed by TikTok Shop (Authorization: HMAC of app key + body)",
     ("POST", "/v1/webhooks/shopee"): "signed by Shopee (Authorization: HMAC of callback URL | body)",
     ("POST", "/v1/webhooks/lazada"): "signed by Lazada (Authorization: HMAC of app key + body)",
+    ("GET", "/dashboard/login"): "the dashboard's sign-in form: nothing private",
+    ("POST", "/dashboard/login"): "signing in checks the credential it is given (rate-limited by IP)",
+    ("POST", "/dashboard/logout"): "forgets the browser's sign-in cookie",
     ("GET", "/dashboard/static/{name}"): "the dashboard's script and charting library: nothing private",
 }

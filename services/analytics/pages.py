@@ -10,16 +10,14 @@ from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from vuonminh.analytics import queries
 from vuonminh.analytics.api import (
-    Official,
-    OfficialOrSeller,
-    ProvinceOfficial,
     Runtime,
     Session,
     check_commune_scope,
@@ -29,7 +27,15 @@ from vuonminh.analytics.api import (
     core_rule,
 )
 from vuonminh.shared.addresses import find_ward
-from vuonminh.shared.auth import public
+from vuonminh.shared.auth import (
+    SESSION_COOKIE,
+    Caller,
+    Role,
+    Unauthenticated,
+    authenticator_of,
+    public,
+    require,
+)
 from vuonminh.shared.timeutil import VIETNAM_TZ, as_utc, utc_now
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"], include_in_schema=False)
@@ -82,7 +88,86 @@ async def found(query: Awaitable[T]) -> T:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Không tìm thấy: {error}") from None
 
 
-# Pages take the same credentials as the API (an `Authorization: Bearer` header) and the same scope.
+# Pages take the same credentials as the API and the same scope: an `Authorization: Bearer` header, or
+# the cookie a browser gets by signing in on /dashboard/login (a browser without either is sent there).
+LOGIN_PATH = "/dashboard/login"
+SIGNED_IN_FOR_S = 12 * 3600
+Official = Annotated[Caller, Depends(require(Role.commune_official, Role.province_official, sign_in=LOGIN_PATH))]
+ProvinceOfficial = Annotated[Caller, Depends(require(Role.province_official, sign_in=LOGIN_PATH))]
+OfficialOrSeller = Annotated[
+    Caller, Depends(require(Role.commune_official, Role.province_official, Role.seller, sign_in=LOGIN_PATH))
+]
+ROLE_NAMES = {
+    Role.operator: "quản trị",
+    Role.commune_official: "cán bộ xã",
+    Role.province_official: "cán bộ tỉnh",
+    Role.seller: "người bán",
+}
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a dashboard page of this site: never an open redirect."""
+    if target and target.startswith("/dashboard/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+def _landing(caller: Caller) -> str | None:
+    """The page a signed-in caller most likely wants: its commune, province or seller."""
+    for prefix, scope in (
+        ("communes", caller.ward_codes),
+        ("provinces", caller.province_codes),
+        ("sellers", caller.seller_ids),
+    ):
+        if scope:
+            return f"/dashboard/{prefix}/{sorted(scope)[0]}"
+    return None
+
+
+@router.get(LOGIN_PATH.removeprefix("/dashboard"), response_class=HTMLResponse, dependencies=[Depends(public)])
+async def login_page(next: str | None = None) -> HTMLResponse:  # noqa: A002 - the query parameter's name
+    return page("login.html", next=_safe_next(next))
+
+
+@router.post(LOGIN_PATH.removeprefix("/dashboard"), response_class=HTMLResponse, dependencies=[Depends(public)])
+async def login(request: Request) -> Response:
+    form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
+    credential = (form.get("credential") or [""])[0].strip()
+    target = _safe_next((form.get("next") or [""])[0])
+    try:
+        caller = await authenticator_of(request).authenticate(credential)
+    except Unauthenticated:
+        problem = "Mã truy cập không hợp lệ, đã hết hạn hoặc đã bị thu hồi." if credential else "Hãy nhập mã truy cập."
+        response = page("login.html", next=target, problem=problem)
+        response.status_code = status.HTTP_401_UNAUTHORIZED
+        return response
+    if caller.role not in ROLE_NAMES:
+        response = page("login.html", next=target, problem="Mã này không dùng để xem bảng số liệu.")
+        response.status_code = status.HTTP_403_FORBIDDEN
+        return response
+    landing = target or _landing(caller)
+    if landing is None:
+        response = page("login.html", signed_in_as=ROLE_NAMES[caller.role])
+    else:
+        response = RedirectResponse(landing, status_code=status.HTTP_303_SEE_OTHER)
+    secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
+    response.set_cookie(
+        SESSION_COOKIE,
+        credential,
+        max_age=SIGNED_IN_FOR_S,
+        path="/",
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+@router.post("/logout", dependencies=[Depends(public)])
+async def logout() -> RedirectResponse:
+    response = RedirectResponse(LOGIN_PATH, status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
 
 
 @router.get("/communes/{ward_code}", response_class=HTMLResponse)

@@ -185,3 +185,45 @@ async def test_pages_need_credentials_and_keep_to_the_callers_scope(site):
     assert (await client.get(f"/dashboard/communes/{BINH_LU}", headers=tan_cuong)).status_code == 404
     assert (await client.get("/dashboard/livestreams/live-1", headers=tan_cuong)).status_code == 404
     assert (await client.get("/dashboard/static/chart.umd.min.js", headers={"Authorization": ""})).status_code == 200
+
+
+async def test_an_official_signs_in_on_a_phone_and_the_live_page_keeps_polling(site):
+    base, client, platform, _browser = site
+    credential = auth_headers(Role.province_official, province_codes={"12"})["Authorization"].removeprefix("Bearer ")
+    async with Browser() as phone:  # no header: a person's browser
+        await phone.send("Page.navigate", {"url": f"{base}/dashboard/livestreams/live-1"})
+
+        async def on_sign_in() -> bool:
+            return await phone.evaluate("location.pathname") == "/dashboard/login" and await phone.evaluate(
+                "document.readyState === 'complete'"
+            )
+
+        await eventually(on_sign_in, timeout_s=30, interval_s=0.2)
+        assert "next=%2Fdashboard%2Flivestreams%2Flive-1" in await phone.evaluate("location.search")
+        await phone.screenshot(ARTIFACTS / "login-phone.png")
+        # A wrong code first: the form comes back with the reason.
+        await phone.evaluate(
+            "document.getElementById('credential').value = 'vmk_wrong_code'; document.forms[0].submit()"
+        )
+
+        async def refused() -> str | None:
+            return await phone.evaluate("document.getElementById('problem')?.textContent || null")
+
+        assert "không hợp lệ" in await eventually(refused, timeout_s=30, interval_s=0.2)
+        await phone.evaluate(
+            f"document.getElementById('credential').value = {credential!r}; document.forms[0].submit()"
+        )
+
+        async def on_live_page() -> bool:
+            return await phone.evaluate("location.pathname") == "/dashboard/livestreams/live-1" and bool(
+                await phone.evaluate("document.querySelector('#results [data-kpi=orders]') !== null")
+            )
+
+        await eventually(on_live_page, timeout_s=30, interval_s=0.2)
+        shown = await cards(phone, "#results")
+        assert shown["orders"]["value"] == str((await api(client, "/v1/kpis/livestreams/live-1"))["orders"])
+        # The page's polling reads the API with the cookie alone.
+        await eventually(
+            lambda: phone.evaluate("Number(document.body.dataset.refreshes || 0) >= 1"), timeout_s=30, interval_s=0.5
+        )
+        assert await phone.evaluate("document.cookie") == ""  # HttpOnly: scripts never see the credential
