@@ -3,6 +3,7 @@ and the `vuonminh keys` commands end to end: a key created, used, listed and rev
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,12 @@ async def test_an_address_over_its_rate_gets_429_even_without_credentials(tmp_pa
         assert (await client.get("/healthz")).status_code == 200
 
 
-def _vuonminh(*args: str) -> subprocess.CompletedProcess[str]:
+async def _vuonminh(*args: str) -> subprocess.CompletedProcess[str]:
+    # In a thread: the event loop keeps turning, so nothing of this process holds SQLite's lock meanwhile.
+    return await asyncio.to_thread(_run_vuonminh, *args)
+
+
+def _run_vuonminh(*args: str) -> subprocess.CompletedProcess[str]:
     import os
 
     # Embedded mode (the data dir), never the shared dev server the environment may name.
@@ -57,13 +63,15 @@ def _vuonminh(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_keys_created_by_the_command_work_until_revoked(tmp_path: Path) -> None:
-    missing = _vuonminh("keys", "create", "--role", "seller", "--data-dir", str(tmp_path))
+    missing = await _vuonminh("keys", "create", "--role", "seller", "--data-dir", str(tmp_path))
     assert missing.returncode != 0 and "role seller needs --seller" in missing.stderr
-    created = _vuonminh("keys", "create", "--role", "seller", "--seller", "co-ba-hong", "--data-dir", str(tmp_path))
+    created = await _vuonminh(
+        "keys", "create", "--role", "seller", "--seller", "co-ba-hong", "--data-dir", str(tmp_path)
+    )
     assert created.returncode == 0, created.stderr
     key = created.stdout.strip()
     assert key.startswith("vmk_") and "shown this once" in created.stderr
-    listed = _vuonminh("keys", "list", "--data-dir", str(tmp_path))
+    listed = await _vuonminh("keys", "list", "--data-dir", str(tmp_path))
     key_id = key.split("_")[1]
     assert key_id in listed.stdout and "seller:co-ba-hong" in listed.stdout and key not in listed.stdout
 
@@ -73,7 +81,7 @@ async def test_keys_created_by_the_command_work_until_revoked(tmp_path: Path) ->
         assert response.json() == []  # its seller is not registered yet
         assert (await client.get("/v1/kpis/communes/03390?from=2026-01-01&to=2026-01-02")).status_code == 403
 
-    revoked = _vuonminh("keys", "revoke", key, "--data-dir", str(tmp_path))
+    revoked = await _vuonminh("keys", "revoke", key, "--data-dir", str(tmp_path))
     assert revoked.returncode == 0, revoked.stderr
     async with embedded_client(tmp_path, headers={"Authorization": f"Bearer {key}"}) as (client, _):
         response = await client.get("/v1/sellers")
@@ -81,14 +89,14 @@ async def test_keys_created_by_the_command_work_until_revoked(tmp_path: Path) ->
 
 
 async def test_tokens_created_by_the_command_work_until_revoked(tmp_path: Path) -> None:
-    created = _vuonminh("tokens", "create", "--role", "carrier", "--carrier", "ghn", "--data-dir", str(tmp_path))
+    created = await _vuonminh("tokens", "create", "--role", "carrier", "--carrier", "ghn", "--data-dir", str(tmp_path))
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
     token_id = created.stderr.split("Token ", 1)[1].split(" ", 1)[0]
     headers = {"Authorization": f"Bearer {token}"}
     async with embedded_client(tmp_path, headers=headers) as (client, _):
         assert (await client.get("/v1/shipments")).status_code == 200
-    assert _vuonminh("tokens", "revoke", token_id, "--data-dir", str(tmp_path)).returncode == 0
+    assert (await _vuonminh("tokens", "revoke", token_id, "--data-dir", str(tmp_path))).returncode == 0
     async with embedded_client(tmp_path, headers=headers) as (client, _):
         response = await client.get("/v1/shipments")
         assert response.status_code == 401 and f"token {token_id} was revoked" in response.json()["detail"]
