@@ -23,6 +23,10 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/v1/webhooks/tiktok-shop"): "signed by TikTok Shop (Authorization: HMAC of app key + body)",
     ("POST", "/v1/webhooks/shopee"): "signed by Shopee (Authorization: HMAC of callback URL | body)",
     ("POST", "/v1/webhooks/lazada"): "signed by Lazada (Authorization: HMAC of app key + body)",
+    (
+        "POST",
+        "/v1/carriers/{carrier}/callbacks",
+    ): "authenticated by the carrier's shared secret (GHN ?token=, GHTK ?hash=, Viettel Post TOKEN, VNPost bearer)",
     ("GET", "/dashboard/login"): "the dashboard's sign-in form: nothing private",
     ("POST", "/dashboard/login"): "signing in checks the credential it is given (rate-limited by IP)",
     ("POST", "/dashboard/logout"): "forgets the browser's sign-in cookie",

@@ -3,38 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
-from sqlalchemy import ColumnElement, false
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vuonminh.logistics.models import Shipment, ShipmentOut
-from vuonminh.shared.app import NOT_FOUND_OR_NOT_YOURS, session_of
+from vuonminh.logistics import callbacks, commands, queries
+from vuonminh.logistics.carriers import CARRIERS
+from vuonminh.logistics.carriers.base import CallbackRequest
+from vuonminh.logistics.models import (
+    CallbackOut,
+    CodLine,
+    CodReport,
+    RemittanceIn,
+    RemittanceOut,
+    Shipment,
+    ShipmentOut,
+)
+from vuonminh.logistics.queries import visible_shipments
+from vuonminh.logistics.settings import carrier_settings
+from vuonminh.shared.app import NOT_FOUND_OR_NOT_YOURS, runtime_of, session_of
+from vuonminh.shared.audit import audit_write
 from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.paging import Limit, Offset
 from vuonminh.shared.privacy import buyer_out
+from vuonminh.shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix="/v1", tags=["logistics"])
 Session = Annotated[AsyncSession, Depends(session_of("logistics"))]
+Runtime = Annotated[ServiceRuntime, Depends(runtime_of("logistics"))]
+Operator = Annotated[Caller, Depends(require(Role.operator))]
+# Cash on delivery: a seller its own, a carrier what it carries.
+CodReader = Annotated[Caller, Depends(require(Role.seller, Role.carrier))]
+CarrierCaller = Annotated[Caller, Depends(require(Role.carrier))]
+# What a carrier is answered, per outcome (it resends on anything but 200).
+CALLBACK_STATUS = {
+    "applied": 200,
+    "stale": 200,
+    "recorded": 200,
+    "duplicate": 200,
+    "unknown_carrier": 404,
+    "refused_auth": 401,
+    "malformed": 422,
+    "unknown_shipment": 404,
+}
 # Who reads shipments: a seller its own, a carrier those it carries, officials their communes' sellers'.
 Reader = Annotated[Caller, Depends(require(Role.seller, Role.carrier, Role.commune_official, Role.province_official))]
-
-
-def visible_shipments(caller: Caller) -> ColumnElement[bool] | None:
-    """The shipments `caller` may see, as a condition on Shipment (None: all of them)."""
-    if caller.is_operator:
-        return None
-    if caller.role is Role.seller:
-        return col(Shipment.seller_id).in_(caller.seller_ids)
-    if caller.role is Role.carrier:
-        return Shipment.carrier == caller.carrier if caller.carrier else false()
-    if caller.role is Role.commune_official:
-        return col(Shipment.origin_ward_code).in_(caller.ward_codes)
-    if caller.role is Role.province_official:
-        return col(Shipment.origin_province_code).in_(caller.province_codes)
-    return false()
 
 
 def _shipments_out(shipments: Sequence[Shipment], caller: Caller) -> list[ShipmentOut]:
@@ -84,3 +101,90 @@ async def get_shipment(shipment_id: str, session: Session, caller: Reader) -> Sh
     if shipment is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"shipment {shipment_id!r} not found")
     return _shipments_out([shipment], caller)[0]
+
+
+@router.post(
+    "/carriers/{carrier}/callbacks",
+    summary="A carrier's status callback, in its own format and with its own credential",
+    responses={
+        200: {"description": "taken: applied, or kept as a duplicate or a late report"},
+        401: {"description": "wrong or missing carrier credential (kept, never applied)"},
+        404: {"description": "unknown carrier, or no shipment with that tracking code or reference (kept)"},
+        422: {"description": "not in the carrier's documented shape (kept, never applied)"},
+    },
+)
+async def carrier_callback(carrier: str, request: Request, runtime: Runtime) -> JSONResponse:
+    # Authenticated by the carrier's shared secret (query, header or body, per carrier), not by our keys.
+    raw = CallbackRequest(
+        body=await request.body(),
+        query=dict(request.query_params),
+        headers={name.lower(): value for name, value in request.headers.items()},
+    )
+    outcome = await callbacks.receive(runtime, carrier, raw, carrier_settings(runtime).secret_for(carrier))
+    body = {"success": outcome.accepted, "outcome": outcome.outcome}
+    if outcome.detail:
+        body["detail"] = outcome.detail
+    if outcome.status:
+        body["status"] = outcome.status
+    return JSONResponse(body, status_code=CALLBACK_STATUS[outcome.outcome])
+
+
+@router.get(
+    "/carriers/{carrier}/callbacks",
+    response_model=list[CallbackOut],
+    summary="Callbacks a carrier posted, newest first, with what became of each",
+    responses={404: NOT_FOUND_OR_NOT_YOURS},
+)
+async def list_callbacks(
+    carrier: str,
+    session: Session,
+    caller: CarrierCaller,
+    outcome: Annotated[str | None, Query(pattern="^[a-z_]{1,20}$")] = None,
+    shipment_id: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[CallbackOut]:
+    if carrier not in CARRIERS or not (caller.is_operator or caller.carrier == carrier):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"carrier {carrier!r} not found")
+    rows = await queries.callbacks(
+        session, carrier, outcome=outcome, shipment_id=shipment_id, limit=limit, offset=offset
+    )
+    return [CallbackOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.get("/cod/reconciliation", response_model=CodReport, summary="Cash on delivery per seller and carrier")
+async def cod_reconciliation(
+    session: Session,
+    caller: CodReader,
+    from_: Annotated[date, Query(alias="from", description="first day (Vietnam)")],
+    to: Annotated[date, Query(description="last day (Vietnam), included")],
+    seller_id: str | None = None,
+    carrier: Annotated[str | None, Query(pattern="^(ghn|ghtk|viettel_post|vnpost)$")] = None,
+) -> CodReport:
+    if to < from_:
+        raise HTTPException(422, "to must not be before from")
+    if (to - from_).days > 366:
+        raise HTTPException(422, "a report covers at most 366 days")
+    lines = await queries.cod_reconciliation(session, caller, from_, to, seller_id=seller_id, carrier=carrier)
+    totals = None
+    if lines:
+        fields = [name for name in CodLine.model_fields if name not in ("seller_id", "carrier")]
+        sums = {name: sum(getattr(line, name) for line in lines) for name in fields}
+        totals = CodLine(seller_id="*", carrier="*", **sums)
+    return CodReport(from_=from_, to=to, lines=lines, totals=totals)
+
+
+@router.post(
+    "/cod/remittances",
+    response_model=RemittanceOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Record a carrier's payment of collected COD to a seller (from the carrier's statement)",
+)
+async def record_remittance(body: RemittanceIn, runtime: Runtime, caller: Operator) -> RemittanceOut:
+    try:
+        async with runtime.unit_of_work() as uow:
+            out = await commands.record_remittance(uow, body)
+            audit_write(uow, caller, "record_remittance", target=("cod_remittance", out.id), outcome="created")
+    except commands.CommandError as error:
+        raise HTTPException(422, str(error)) from error
+    return out

@@ -11,8 +11,10 @@ import structlog
 from sqlmodel import select
 
 from vuonminh.logistics import domain
+from vuonminh.logistics.carriers import CARRIERS
 from vuonminh.logistics.models import AwaitingConfirmation, Shipment
 from vuonminh.shared.events import (
+    DISPATCH_REQUESTED,
     Envelope,
     OrderCancelled,
     OrderConfirmed,
@@ -116,6 +118,8 @@ async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
                 cod_amount_vnd=plan.cod_amount_vnd,
                 items=[item.model_dump() for item in plan.items],
                 created_at=now,
+                reference=plan.shipment_id,
+                status_at=now,
             )
         )
         # A direct order's buyer fits v1; a marketplace order's (phone masked by the platform) needs v2.
@@ -133,5 +137,17 @@ async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
                 weight_g=plan.weight_g,
                 cod_amount_vnd=plan.cod_amount_vnd,
                 dispatched_at=now,
+            )
+        )
+        # The carrier's partner gets its create-order request on its own topic, in its own format.
+        uow.publish(
+            DISPATCH_REQUESTED[plan.carrier](
+                shipment_id=plan.shipment_id,
+                order_id=order.order_id,
+                seller_id=plan.seller_id,
+                carrier=plan.carrier,
+                reference=plan.shipment_id,
+                create_order=CARRIERS[plan.carrier].create_order(domain.parcel_of(order, plan)),
+                requested_at=now,
             )
         )

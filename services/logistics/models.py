@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel
+from pydantic import Field as PydanticField
 from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from vuonminh.shared.db import BigInt
+from vuonminh.shared.events.types import UtcDatetime
 from vuonminh.shared.privacy import BuyerOut
 
 
@@ -52,6 +54,56 @@ class Shipment(LogisticsTable, table=True):
     cod_amount_vnd: int = Field(sa_type=BigInt)
     items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: datetime
+    # -- with the carrier ------------------------------------------------------------------------------
+    reference: str | None = Field(default=None, max_length=64, index=True)  # ours, sent in the carrier's create-order
+    tracking_code: str | None = Field(default=None, max_length=64, index=True)  # the carrier's, from a callback
+    status_at: datetime | None = None  # when the carrier says the current state began
+    shipping_fee_vnd: int | None = Field(default=None, sa_type=BigInt)  # the carrier's fee, once it says it
+    cod_collected_vnd: int = Field(
+        default=0, sa_type=BigInt, sa_column_kwargs={"server_default": "0"}
+    )  # cash the carrier collected on delivery
+    cod_remitted_vnd: int = Field(
+        default=0, sa_type=BigInt, sa_column_kwargs={"server_default": "0"}
+    )  # of that, paid over to the seller's account
+    cod_remitted_at: datetime | None = None
+
+
+class CarrierCallbackRecord(LogisticsTable, table=True):
+    """Every callback a carrier posted, as it came, with what became of it: kept for inspection
+    (refused ones too) and as the dedupe memory (one applied row per carrier report)."""
+
+    __tablename__ = "carrier_callbacks"
+    __table_args__ = (UniqueConstraint("carrier", "dedupe_key", name="uq_carrier_callbacks_dedupe"),)
+    id: int | None = Field(default=None, primary_key=True)
+    carrier: str = Field(max_length=20, index=True)
+    received_at: datetime = Field(index=True)
+    outcome: str = Field(
+        max_length=20
+    )  # applied | duplicate | stale | recorded | refused_auth | malformed | unknown_shipment
+    detail: str | None = None  # why, for anything but applied
+    # Set for every callback that was read; NULL for refused and malformed ones (never deduplicated).
+    dedupe_key: str | None = Field(default=None, max_length=200)
+    shipment_id: str | None = Field(default=None, max_length=64, index=True)
+    raw_status: str | None = Field(default=None, max_length=40)
+    status: str | None = Field(default=None, max_length=20)
+    occurred_at: datetime | None = None
+    content_type: str | None = Field(default=None, max_length=100)
+    query: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    body: str  # the raw body (UTF-8, or its repr when it is not), at most the body cap of the route
+
+
+class CodRemittance(LogisticsTable, table=True):
+    """Cash a carrier paid over to a seller for delivered COD shipments (recorded by the operator from
+    the carrier's statement, or by GHTK's "reconciled" callback)."""
+
+    __tablename__ = "cod_remittances"
+    id: str = Field(primary_key=True, max_length=64)
+    carrier: str = Field(max_length=20)
+    seller_id: str = Field(max_length=64, index=True)
+    amount_vnd: int = Field(sa_type=BigInt)
+    shipment_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    remitted_at: datetime
+    recorded_at: datetime
 
 
 class ShipmentOut(BaseModel):
@@ -68,5 +120,68 @@ class ShipmentOut(BaseModel):
     cod_amount_vnd: int
     items: list[dict[str, Any]]
     created_at: datetime
+    reference: str | None
+    tracking_code: str | None
+    status_at: datetime | None
+    shipping_fee_vnd: int | None
+    cod_collected_vnd: int
+    cod_remitted_vnd: int
     # Masked unless the caller is the operator, the selling seller or the carrier delivering it.
     recipient: BuyerOut
+
+
+class CodLine(BaseModel):
+    """One seller's cash on delivery with one carrier over a period."""
+
+    seller_id: str
+    carrier: str
+    shipments: int
+    delivered: int
+    cod_to_collect_vnd: int  # COD of the period's shipments (cancelled ones left out)
+    cod_collected_vnd: int  # what the carrier says it collected
+    cod_remitted_vnd: int  # what it paid over
+    owed_to_seller_vnd: int  # collected and not yet paid over: what the carrier owes the seller
+    shipping_fees_vnd: int  # the carriers' fees, as they reported them
+
+
+class CodReport(BaseModel):
+    from_: date = PydanticField(alias="from")
+    to: date
+    lines: list[CodLine]
+    totals: CodLine | None  # the lines summed (seller_id and carrier "*"); None without lines
+
+    model_config = {"populate_by_name": True}
+
+
+class RemittanceIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    carrier: Literal["ghn", "ghtk", "viettel_post", "vnpost"]
+    seller_id: str = PydanticField(min_length=1, max_length=64)
+    amount_vnd: int = PydanticField(gt=0, le=10**12)
+    shipment_ids: list[str] = PydanticField(min_length=1, max_length=5000)
+    remitted_at: UtcDatetime
+
+
+class RemittanceOut(BaseModel):
+    id: str
+    carrier: str
+    seller_id: str
+    amount_vnd: int
+    shipment_ids: list[str]
+    remitted_at: datetime
+    recorded_at: datetime
+
+
+class CallbackOut(BaseModel):
+    id: int
+    carrier: str
+    received_at: datetime
+    outcome: str
+    detail: str | None
+    shipment_id: str | None
+    raw_status: str | None
+    status: str | None
+    occurred_at: datetime | None
+    content_type: str | None
+    query: dict[str, Any]
+    body: str

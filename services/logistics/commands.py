@@ -1,0 +1,48 @@
+"""logistics' writes from its API (beside the handlers of events and the carriers' callbacks)."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import col, select
+
+from vuonminh.logistics.models import CodRemittance, RemittanceIn, RemittanceOut, Shipment
+from vuonminh.shared.timeutil import utc_now
+from vuonminh.shared.unit_of_work import UnitOfWork
+
+
+class CommandError(ValueError):
+    """The request contradicts what is stored (422, with this message)."""
+
+
+async def record_remittance(uow: UnitOfWork, remittance: RemittanceIn) -> RemittanceOut:
+    """A carrier paid a seller the COD of these delivered shipments: the amount must be exactly what
+    they collected and had not yet paid over, so the reconciliation stays true."""
+    wanted = sorted(set(remittance.shipment_ids))
+    shipments = (await uow.session.exec(select(Shipment).where(col(Shipment.id).in_(wanted)).with_for_update())).all()
+    found = {shipment.id: shipment for shipment in shipments}
+    if missing := [shipment_id for shipment_id in wanted if shipment_id not in found]:
+        raise CommandError(f"shipment_ids: no such shipments {missing[:5]}")
+    for shipment in shipments:
+        if (shipment.carrier, shipment.seller_id) != (remittance.carrier, remittance.seller_id):
+            raise CommandError(f"shipment_ids: {shipment.id} is not {remittance.seller_id}'s with {remittance.carrier}")
+        if shipment.status != "delivered":
+            raise CommandError(f"shipment_ids: {shipment.id} is {shipment.status}, not delivered")
+    owed = sum(shipment.cod_collected_vnd - shipment.cod_remitted_vnd for shipment in shipments)
+    if remittance.amount_vnd != owed:
+        raise CommandError(
+            f"amount_vnd: {remittance.amount_vnd} VND does not match the {owed} VND collected and not yet paid over"
+        )
+    for shipment in shipments:
+        shipment.cod_remitted_vnd, shipment.cod_remitted_at = shipment.cod_collected_vnd, remittance.remitted_at
+    row = CodRemittance(
+        id=str(uuid.uuid4()),
+        carrier=remittance.carrier,
+        seller_id=remittance.seller_id,
+        amount_vnd=remittance.amount_vnd,
+        shipment_ids=wanted,
+        remitted_at=remittance.remitted_at,
+        recorded_at=utc_now(),
+    )
+    uow.session.add(row)
+    return RemittanceOut.model_validate(row, from_attributes=True)
