@@ -42,7 +42,7 @@ from vuonminh.shared.records import OutgoingRecord
 from vuonminh.shared.retry import until_done
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.transient import is_transient
-from vuonminh.shared.transport import LogProducer
+from vuonminh.shared.transport import LogFull, LogProducer
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +140,9 @@ class OutboxRelay:
         self._stopping = asyncio.Event()
         self.last_error: str | None = None
         self._backlog_measured_at = float("-inf")
+        # Rows per send: halved while the log is too full to take a whole batch (a batch larger than
+        # the space retention frees would otherwise be retried forever), doubled back once it fits.
+        self._batch_rows = self._last_limit = RELAY_BATCH
 
     def wake(self) -> None:
         self._wake.set()
@@ -158,7 +161,7 @@ class OutboxRelay:
                 self._backlog_measured_at = time.monotonic()
                 await self.measure_backlog()
             sent = await until_done("outbox relay", self._publish_batch_noting_errors, service=self._service)
-            if sent < RELAY_BATCH:
+            if sent < self._last_limit:  # a short batch: nothing more is waiting
                 if stopping:
                     return
                 await wait_for_event(self._wake, RELAY_IDLE_POLL_S)
@@ -213,7 +216,7 @@ class OutboxRelay:
                     select(t.c.id, t.c.topic, t.c.message_key, t.c.headers, t.c.payload, t.c.send_attempts)
                     .where(t.c.published_at.is_(None), t.c.parked_at.is_(None))
                     .order_by(t.c.id)
-                    .limit(RELAY_BATCH)
+                    .limit(limit := self._batch_rows)
                 )
             ).all()
             if not rows:
@@ -223,7 +226,10 @@ class OutboxRelay:
             try:
                 await self._producer.send([_record(row) for row in rows])
                 sent_ids = [row.id for row in rows]
+                self._batch_rows = min(RELAY_BATCH, self._batch_rows * 2)
             except Exception as error:
+                if isinstance(error, LogFull):
+                    self._batch_rows = max(1, len(rows) // 2)
                 if is_transient(error):
                     raise
                 sent_ids = await self._send_one_at_a_time(session, rows)
@@ -231,6 +237,7 @@ class OutboxRelay:
             if sent_ids:
                 await session.exec(update(t).where(t.c.id.in_(sent_ids)).values(published_at=utc_now()))
         OUTBOX_PUBLISHED.labels(self._service).inc(len(sent_ids))
+        self._last_limit = limit
         return len(rows)
 
     async def _send_one_at_a_time(self, session: AsyncSession, rows: Sequence[Row]) -> list[int]:

@@ -16,6 +16,8 @@ from vuonminh.logistics.carriers import CARRIERS
 from vuonminh.logistics.carriers.base import CallbackRequest
 from vuonminh.logistics.models import (
     CallbackOut,
+    CarrierPreferenceIn,
+    CarrierPreferenceOut,
     CodLine,
     CodReport,
     RemittanceIn,
@@ -39,6 +41,7 @@ Operator = Annotated[Caller, Depends(require(Role.operator))]
 # Cash on delivery: a seller its own, a carrier what it carries.
 CodReader = Annotated[Caller, Depends(require(Role.seller, Role.carrier))]
 CarrierCaller = Annotated[Caller, Depends(require(Role.carrier))]
+SellerCaller = Annotated[Caller, Depends(require(Role.seller))]
 # What a carrier is answered, per outcome (it resends on anything but 200).
 CALLBACK_STATUS = {
     "applied": 200,
@@ -79,6 +82,15 @@ async def list_shipments(
     caller: Reader,
     order_id: str | None = None,
     seller_id: str | None = None,
+    status_: Annotated[
+        str | None,
+        Query(
+            alias="status",
+            pattern="^(needs_attention|created|pickup_assigned|picked_up|in_transit|out_for_delivery|delivered"
+            "|delivery_failed|returning|returned|cancelled|lost)$",
+            description="e.g. needs_attention: the shipments no carrier could take, for a person to look at",
+        ),
+    ] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> list[ShipmentOut]:
@@ -89,6 +101,8 @@ async def list_shipments(
         query = query.where(Shipment.order_id == order_id)
     if seller_id:
         query = query.where(Shipment.seller_id == seller_id)
+    if status_:
+        query = query.where(Shipment.status == status_)
     return _shipments_out((await session.exec(query)).all(), caller)
 
 
@@ -188,3 +202,20 @@ async def record_remittance(body: RemittanceIn, runtime: Runtime, caller: Operat
     except commands.CommandError as error:
         raise HTTPException(422, str(error)) from error
     return out
+
+
+@router.put(
+    "/sellers/{seller_id}/carrier-preference",
+    response_model=CarrierPreferenceOut,
+    summary="The carrier a seller prefers (chosen whenever it can take the parcel); null for none",
+    responses={404: NOT_FOUND_OR_NOT_YOURS},
+)
+async def set_carrier_preference(
+    seller_id: str, body: CarrierPreferenceIn, runtime: Runtime, caller: SellerCaller
+) -> CarrierPreferenceOut:
+    if not caller.may_see_seller(seller_id):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"seller {seller_id!r} not found")
+    async with runtime.unit_of_work() as uow:
+        await commands.set_carrier_preference(uow, seller_id, body.carrier)
+        audit_write(uow, caller, "set_carrier_preference", target=("seller", seller_id), outcome=body.carrier or "none")
+    return CarrierPreferenceOut(seller_id=seller_id, carrier=body.carrier)

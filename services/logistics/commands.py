@@ -6,7 +6,7 @@ import uuid
 
 from sqlmodel import col, select
 
-from vuonminh.logistics.models import CodRemittance, RemittanceIn, RemittanceOut, Shipment
+from vuonminh.logistics.models import CodRemittance, RemittanceIn, RemittanceOut, SellerCarrierPreference, Shipment
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -46,3 +46,15 @@ async def record_remittance(uow: UnitOfWork, remittance: RemittanceIn) -> Remitt
     )
     uow.session.add(row)
     return RemittanceOut.model_validate(row, from_attributes=True)
+
+
+async def set_carrier_preference(uow: UnitOfWork, seller_id: str, carrier: str | None) -> None:
+    current = await uow.session.get(SellerCarrierPreference, seller_id)
+    if carrier is None:
+        if current is not None:
+            await uow.session.delete(current)
+        return
+    if current is None:
+        uow.session.add(SellerCarrierPreference(seller_id=seller_id, carrier=carrier, updated_at=utc_now()))
+    else:
+        current.carrier, current.updated_at = carrier, utc_now()

@@ -1,4 +1,5 @@
-"""logistics' rules, free of I/O: one shipment per seller, and a first carrier choice."""
+"""logistics' rules, free of I/O: one shipment per seller, the shipment's states, what a carrier is
+told about a parcel. Which carrier takes it: policy.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import datetime
 from vuonminh.logistics.carriers.base import Parcel
 from vuonminh.shared.addresses import find_province, find_ward
 from vuonminh.shared.events import OrderLine, OrderPlaced
-from vuonminh.shared.events.logistics import Carrier, ShipmentItem
+from vuonminh.shared.events.logistics import ShipmentItem
 
 _SHIPMENT_ID_NAMESPACE = uuid.UUID("a4d3f7e2-5b8c-4e61-9d2f-7c3b1a0e6f58")
 
@@ -20,18 +21,10 @@ def shipment_id_for(order_id: str, seller_id: str) -> str:
     return str(uuid.uuid5(_SHIPMENT_ID_NAMESPACE, f"{order_id}:{seller_id}"))
 
 
-def choose_carrier(*, origin_province_code: str, destination_province_code: str) -> Carrier:
-    """A first, simple choice until zones, weights, fees and capacity are modelled:
-    GHTK for deliveries within the seller's province, Viettel Post (widest rural reach) beyond.
-    """
-    return "ghtk" if origin_province_code == destination_province_code else "viettel_post"
-
-
 @dataclass(frozen=True)
 class ShipmentPlan:
     shipment_id: str
     seller_id: str
-    carrier: Carrier
     origin_province_code: str
     origin_ward_code: str
     items: tuple[ShipmentItem, ...]
@@ -50,10 +43,6 @@ def plan_shipments(order: OrderPlaced) -> list[ShipmentPlan]:
             ShipmentPlan(
                 shipment_id=shipment_id_for(order.order_id, seller_id),
                 seller_id=seller_id,
-                carrier=choose_carrier(
-                    origin_province_code=origin.seller_province_code,
-                    destination_province_code=order.buyer.address.province_code,
-                ),
                 origin_province_code=origin.seller_province_code,
                 origin_ward_code=origin.seller_ward_code,
                 items=tuple(ShipmentItem(sku=line.sku, quantity=line.quantity) for line in lines),
@@ -66,7 +55,8 @@ def plan_shipments(order: OrderPlaced) -> list[ShipmentPlan]:
 
 
 # A shipment can be cancelled until the courier has it: after pickup it has to be returned instead.
-CANCELLABLE = frozenset({"created", "pickup_assigned"})
+# A shipment no carrier could take (needs_attention) has not left either.
+CANCELLABLE = frozenset({"needs_attention", "created", "pickup_assigned"})
 
 
 def cancellable(status: str) -> bool:
@@ -76,6 +66,7 @@ def cancellable(status: str) -> bool:
 # -- the shipment's states ---------------------------------------------------------------------------------
 # Forward only: a report moves a shipment to a state further along, never back. The four ends are final.
 PROGRESS: dict[str, int] = {
+    "needs_attention": -1,  # logistics' own holding state: no carrier could take it yet
     "created": 0,
     "pickup_assigned": 1,
     "picked_up": 2,

@@ -7,12 +7,16 @@ after that cancels the shipments not yet picked up.
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import cast
+
 import structlog
 from sqlmodel import select
 
-from vuonminh.logistics import domain
+from vuonminh.logistics import domain, policy, queries
 from vuonminh.logistics.carriers import CARRIERS
-from vuonminh.logistics.models import AwaitingConfirmation, Shipment
+from vuonminh.logistics.models import AwaitingConfirmation, SellerCarrierPreference, Shipment
+from vuonminh.logistics.settings import CarrierSettings
 from vuonminh.shared.events import (
     DISPATCH_REQUESTED,
     Envelope,
@@ -25,6 +29,7 @@ from vuonminh.shared.events import (
     ShipmentStatusChanged,
     payload_class_for,
 )
+from vuonminh.shared.events.logistics import Carrier
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -97,16 +102,31 @@ async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
 async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
     recipient, address = order.buyer, order.buyer.address
     now = utc_now()
+    profiles = policy.load_profiles(_carrier_settings().carrier_profiles)
     for plan in domain.plan_shipments(order):
         if await uow.session.get(Shipment, plan.shipment_id) is not None:
             continue
+        preference = await uow.session.get(SellerCarrierPreference, plan.seller_id)
+        choice = policy.choose(
+            policy.Fulfilment(
+                origin_province_code=plan.origin_province_code,
+                origin_ward_code=plan.origin_ward_code,
+                destination_province_code=address.province_code,
+                weight_g=plan.weight_g,
+                cod_amount_vnd=plan.cod_amount_vnd,
+            ),
+            profiles,
+            pickups_today=await queries.pickups_today(uow.session, plan.origin_ward_code, now),
+            preferred=preference.carrier if preference else None,
+        )
         uow.session.add(
             Shipment(
                 id=plan.shipment_id,
                 order_id=order.order_id,
                 seller_id=plan.seller_id,
-                carrier=plan.carrier,
-                status="created",
+                # No carrier can take it: kept for a person, with the reason, and sent to nobody.
+                carrier=choice.carrier or "none",
+                status="created" if choice.carrier else "needs_attention",
                 origin_province_code=plan.origin_province_code,
                 origin_ward_code=plan.origin_ward_code,
                 destination_province_code=address.province_code,
@@ -120,8 +140,14 @@ async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
                 created_at=now,
                 reference=plan.shipment_id,
                 status_at=now,
+                quoted_fee_vnd=choice.fee_vnd,
+                choice=choice.model_dump(),
             )
         )
+        if choice.carrier is None:
+            log.warning("logistics.no_carrier", shipment_id=plan.shipment_id, order_id=order.order_id, why=choice.why)
+            continue
+        carrier = cast(Carrier, choice.carrier)
         # A direct order's buyer fits v1; a marketplace order's (phone masked by the platform) needs v2.
         dispatched = ShipmentDispatchedV2 if isinstance(order, OrderPlacedV2) else ShipmentDispatched
         uow.publish(
@@ -129,7 +155,7 @@ async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
                 shipment_id=plan.shipment_id,
                 order_id=order.order_id,
                 seller_id=plan.seller_id,
-                carrier=plan.carrier,
+                carrier=carrier,
                 origin_province_code=plan.origin_province_code,
                 origin_ward_code=plan.origin_ward_code,
                 recipient=recipient.model_dump(),
@@ -141,13 +167,19 @@ async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
         )
         # The carrier's partner gets its create-order request on its own topic, in its own format.
         uow.publish(
-            DISPATCH_REQUESTED[plan.carrier](
+            DISPATCH_REQUESTED[carrier](
                 shipment_id=plan.shipment_id,
                 order_id=order.order_id,
                 seller_id=plan.seller_id,
-                carrier=plan.carrier,
+                carrier=carrier,
                 reference=plan.shipment_id,
-                create_order=CARRIERS[plan.carrier].create_order(domain.parcel_of(order, plan)),
+                create_order=CARRIERS[carrier].create_order(domain.parcel_of(order, plan)),
                 requested_at=now,
             )
         )
+
+
+@lru_cache(maxsize=1)
+def _carrier_settings() -> CarrierSettings:
+    # Handlers see the unit of work, not the runtime: the profiles' path comes from the environment, once.
+    return CarrierSettings()

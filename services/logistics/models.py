@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic import Field as PydanticField
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -37,7 +37,11 @@ class AwaitingConfirmation(LogisticsTable, table=True):
 
 class Shipment(LogisticsTable, table=True):
     __tablename__ = "shipments"
-    __table_args__ = (UniqueConstraint("order_id", "seller_id", name="uq_shipments_order_seller"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "seller_id", name="uq_shipments_order_seller"),
+        # The carrier choice counts each carrier's pickups of the day at a commune.
+        Index("ix_shipments_origin_ward_created", "origin_ward_code", "created_at"),
+    )
     id: str = Field(primary_key=True, max_length=64)
     order_id: str = Field(max_length=64, index=True)
     seller_id: str = Field(max_length=64)
@@ -66,6 +70,28 @@ class Shipment(LogisticsTable, table=True):
         default=0, sa_type=BigInt, sa_column_kwargs={"server_default": "0"}
     )  # of that, paid over to the seller's account
     cod_remitted_at: datetime | None = None
+    # -- the carrier choice (policy.py) ----------------------------------------------------------------
+    quoted_fee_vnd: int | None = Field(default=None, sa_type=BigInt)  # the winner's fee from the fee table
+    choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # candidates, why
+
+
+class SellerCarrierPreference(LogisticsTable, table=True):
+    """The carrier a seller prefers: chosen whenever it can take the parcel."""
+
+    __tablename__ = "seller_carrier_preferences"
+    seller_id: str = Field(primary_key=True, max_length=64)
+    carrier: str = Field(max_length=20)
+    updated_at: datetime
+
+
+class CarrierPreferenceIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    carrier: Literal["ghn", "ghtk", "viettel_post", "vnpost"] | None  # None: no preference
+
+
+class CarrierPreferenceOut(BaseModel):
+    seller_id: str
+    carrier: str | None
 
 
 class CarrierCallbackRecord(LogisticsTable, table=True):
@@ -126,6 +152,8 @@ class ShipmentOut(BaseModel):
     shipping_fee_vnd: int | None
     cod_collected_vnd: int
     cod_remitted_vnd: int
+    quoted_fee_vnd: int | None
+    choice: dict[str, Any] | None  # every candidate carrier, its fee or why it could not, and why the winner won
     # Masked unless the caller is the operator, the selling seller or the carrier delivering it.
     recipient: BuyerOut
 

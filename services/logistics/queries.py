@@ -91,3 +91,17 @@ async def cod_reconciliation(
             await session.exec(query)  # type: ignore[call-overload]
         ).all()
     ]
+
+
+async def pickups_today(session: AsyncSession, ward_code: str, now: datetime) -> dict[str, int]:
+    """Shipments each carrier has been given today (Vietnam day) at this pickup commune."""
+    local_day = now.astimezone(VIETNAM_TZ).date()
+    start, end = vietnam_days(local_day, local_day)
+    query = (
+        select(Shipment.carrier, func.count())
+        .where(
+            Shipment.origin_ward_code == ward_code, col(Shipment.created_at) >= start, col(Shipment.created_at) < end
+        )
+        .group_by(Shipment.carrier)
+    )
+    return {carrier: count for carrier, count in (await session.exec(query)).all()}  # type: ignore[call-overload]

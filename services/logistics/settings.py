@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vuonminh.logistics.policy import DEFAULT_PROFILES
 from vuonminh.shared.runtime import ServiceRuntime
 
 
@@ -19,6 +22,9 @@ class CarrierSettings(BaseSettings):
     viettelpost_callback_token: str | None = Field(default=None, validation_alias="VIETTELPOST_CALLBACK_TOKEN")
     # VNPost (our documented shape): `Authorization: Bearer <token>`.
     vnpost_callback_token: str | None = Field(default=None, validation_alias="VNPOST_CALLBACK_TOKEN")
+
+    # The carriers' fee tables, limits and capacities (policy.py); the bundled example by default.
+    carrier_profiles: Path = Field(default=DEFAULT_PROFILES, validation_alias="VUONMINH_CARRIER_PROFILES")
 
     def secret_for(self, carrier: str) -> str | None:
         return {

@@ -246,3 +246,44 @@ async def test_cash_on_delivery_is_reconciled_per_seller_and_carrier(stack):
     assert (await client.get("/v1/cod/reconciliation", params=period, headers=ghn)).json()["lines"] == []
     backwards = await client.get("/v1/cod/reconciliation", params={"from": today, "to": "2026-01-01"})
     assert backwards.status_code == 422
+
+
+async def test_the_sellers_preference_and_the_explained_choice_are_kept_on_the_shipment(stack):
+    client, platform = stack
+    seller = auth_headers(Role.seller, seller_ids={"co-ba-hong"})
+    other = auth_headers(Role.seller, seller_ids={"htx-che"})
+    url = "/v1/sellers/co-ba-hong/carrier-preference"
+    assert (await client.put(url, json={"carrier": "vnpost"}, headers=other)).status_code == 404
+    assert (await client.put(url, json={"carrier": "dhl"}, headers=seller)).status_code == 422
+    assert (await client.put(url, json={"carrier": "vnpost"}, headers=seller)).json() == {
+        "seller_id": "co-ba-hong",
+        "carrier": "vnpost",
+    }
+    preferred = await _ship(platform, "o-pref")
+    assert preferred.carrier == "vnpost" and "preferred" in preferred.choice["why"]
+    assert preferred.quoted_fee_vnd == next(
+        c["fee_vnd"] for c in preferred.choice["candidates"] if c["carrier"] == "vnpost"
+    )
+
+    assert (await client.put(url, json={"carrier": None}, headers=seller)).status_code == 200
+    cheapest = await _ship(platform, "o-nopref")
+    assert cheapest.carrier == "ghtk" and cheapest.choice["why"].startswith("the lowest fee")
+
+
+async def test_a_parcel_no_carrier_can_take_waits_for_a_person_and_goes_to_nobody(stack):
+    client, platform = stack
+    order = placed_order([order_line("co-ba-hong", "03390", 300, 65000, 500, sku="MIEN-DONG-500")])  # 150 kg
+    order = order.model_copy(update={"order_id": "o-heavy"})
+    confirmed = OrderConfirmed(order_id="o-heavy", confirmed_at=utc_now())
+    await platform.transport.log.append(
+        [Envelope.new(order, source="/test").to_record(), Envelope.new(confirmed, source="/test").to_record()]
+    )
+    heavy = await eventually(lambda: _shipment(platform, "o-heavy"))
+    assert (heavy.status, heavy.carrier, heavy.quoted_fee_vnd) == ("needs_attention", "none", None)
+    assert "no carrier can take it" in heavy.choice["why"] and "150,000 g is over" in heavy.choice["why"]
+    flagged = (await client.get("/v1/shipments", params={"status": "needs_attention"})).json()
+    assert [s["order_id"] for s in flagged] == ["o-heavy"]
+    async with platform.service("logistics").sessions() as session:
+        outbox = platform.service("logistics").spec.outbox
+        sent = (await session.exec(select(outbox.c.event_type).where(outbox.c.message_key == heavy.id))).all()
+    assert sent == []  # no dispatch event, no create-order request

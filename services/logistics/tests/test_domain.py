@@ -1,4 +1,4 @@
-from vuonminh.logistics.domain import choose_carrier, plan_shipments, shipment_id_for
+from vuonminh.logistics.domain import plan_shipments, shipment_id_for
 from vuonminh.wiring.testing import order_line, placed_order
 
 
@@ -23,10 +23,3 @@ def test_one_shipment_per_seller_with_its_weight_and_cod():
 def test_prepaid_orders_collect_nothing_on_delivery():
     plans = plan_shipments(placed_order([order_line("s1", "03390", 2, 65000, 500)], payment_method="prepaid"))
     assert plans[0].cod_amount_vnd == 0
-
-
-def test_carrier_depends_on_whether_the_parcel_leaves_the_province():
-    assert choose_carrier(origin_province_code="12", destination_province_code="12") == "ghtk"
-    assert choose_carrier(origin_province_code="12", destination_province_code="01") == "viettel_post"
-    local = placed_order([order_line("s1", "03390", 1, 1, 1)], province_code="12", ward_code="03478")
-    assert plan_shipments(local)[0].carrier == "ghtk"

@@ -59,7 +59,7 @@ async def test_amounts_over_the_limits_get_422_naming_the_field(client, items, l
     assert fragment in first["msg"]
 
 
-async def test_the_largest_acceptable_order_is_stored_shipped_and_counted(client):
+async def test_the_largest_acceptable_order_is_stored_counted_and_flagged_for_a_person(client):
     assert (await client.post("/v1/products", json={**SACHET, "initial_stock": SACHET_STOCK})).status_code == 201
     # orders learns the product asynchronously; an order arriving first would wait for it anyway.
     raw = encode(largest_order("LIM-MAX"))
@@ -80,17 +80,20 @@ async def test_the_largest_acceptable_order_is_stored_shipped_and_counted(client
         found = (await client.get("/v1/shipments", params={"order_id": order["id"]})).json()
         return found[0] if found else None
 
-    shipped = await eventually(shipment)
-    assert shipped["weight_g"] == MAX_GRAMS and shipped["cod_amount_vnd"] == MAX_VND
+    # Ten tonnes are no parcel: no carrier takes it, and a person is asked to, with the reasons.
+    flagged = await eventually(shipment)
+    assert flagged["weight_g"] == MAX_GRAMS and flagged["cod_amount_vnd"] == MAX_VND
+    assert flagged["status"] == "needs_attention" and "no carrier can take it" in flagged["choice"]["why"]
 
     today = vietnam_day(utc_now()).isoformat()
 
     async def counted():
         kpis = (await client.get("/v1/kpis/communes/03390", params={"from": "2026-11-20", "to": today})).json()
-        return kpis if kpis["shipments"] == 1 else None
+        return kpis if kpis["orders"] == 1 else None
 
     kpis = await eventually(counted)
     assert (kpis["orders"], kpis["gmv_vnd"], kpis["kg_sold"]) == (1, MAX_VND, MAX_GRAMS / 1000)
+    assert kpis["shipments"] == 0  # nothing was handed to a carrier
 
 
 async def test_an_order_over_the_weight_limit_is_rejected_with_its_reason_not_dead_lettered(client):
