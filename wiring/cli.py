@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from vuonminh.orders.operator import add_shops_command
 from vuonminh.shared import ops_cli
@@ -56,6 +57,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             # With the deprecated global secret set, the demo shops stay unregistered and sign with it.
             if not settings.direct_secret:
                 shop_secrets = await register_demo_shops(started)
+            _start_carrier_simulator(started, app)
         lines = [
             "",
             f"VươnMình is running (embedded: one process, SQLite files and a local log in {data_dir.resolve()})",
@@ -92,7 +94,33 @@ def cmd_run(args: argparse.Namespace) -> None:
             ]
         print("\n".join([*lines, ""]), file=sys.stderr, flush=True)
 
-    _serve(create_app(platform, on_started=on_started), args.host, args.port)
+    app = create_app(platform, on_started=on_started)
+    _serve(app, args.host, args.port)
+
+
+def _start_carrier_simulator(platform: Platform, app: FastAPI) -> None:
+    """The demo's carriers: they read the dispatch topics of the local log and call this app back, so
+    shipments move (picked up, in transit, delivered...) without anything else running."""
+    import os
+
+    import httpx
+
+    from vuonminh.logistics.settings import CarrierSettings
+    from vuonminh.wiring.carrier_simulator import CarrierSimulator
+    from vuonminh.wiring.simulate_cli import carrier_secrets_from_env
+
+    secrets = carrier_secrets_from_env()
+    platform.service("logistics").state["carrier_settings"] = CarrierSettings(**secrets.env())
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://vuonminh.demo")
+    step_s = float(os.environ.get("VUONMINH_DEMO_CARRIER_STEP_S", "5"))  # seconds between a parcel's reports
+    simulator = CarrierSimulator(client, secrets=secrets, step_s=step_s)
+    task = asyncio.get_running_loop().create_task(simulator.consume(platform.transport))
+    platform.service("logistics").state["carrier_simulator"] = (simulator, task)  # kept alive with the platform
+    print(
+        "Carrier simulator: GHN, GHTK, Viettel Post and VNPost take the demo's parcels "
+        f"(a report every ~{step_s:g} s).",
+        file=sys.stderr,
+    )
 
 
 # The demo seller whose key `vuonminh run --demo` prints (an aggregator of Bình Lư).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -22,6 +23,8 @@ import httpx
 import uvicorn
 from tqdm import tqdm
 
+from vuonminh.wiring.carrier_simulator import CarrierSecrets, CarrierSimulator
+from vuonminh.wiring.carrier_simulator import Noise as CarrierNoise
 from vuonminh.wiring.marketplace_simulator import PLATFORMS, MarketplaceSimulator, Noise
 
 # The demo catalog's SKUs (vuonminh run --demo), with made-up platform SKU ids and prices.
@@ -35,7 +38,7 @@ DEMO_SKUS = [
 
 def add_simulate_command(commands: Any) -> None:
     parser = commands.add_parser(
-        "simulate", help="play a marketplace (TikTok Shop, Shopee, Lazada) beside the platform"
+        "simulate", help="play a marketplace (TikTok Shop, Shopee, Lazada) or the carriers beside the platform"
     )
     actions = parser.add_subparsers(dest="action", required=True)
     live = actions.add_parser("livestream", help="replay a livestream's orders as the platform's signed webhooks")
@@ -56,6 +59,22 @@ def add_simulate_command(commands: Any) -> None:
     live.add_argument("--seed", type=int, default=7)
     live.add_argument("--timeout", type=float, default=1800.0, help="give up waiting for the fetches after this long")
     live.set_defaults(func=cmd_simulate)
+
+    carriers = actions.add_parser(
+        "carriers", help="play GHN, GHTK, Viettel Post and VNPost: take dispatch requests, send status callbacks"
+    )
+    carriers.add_argument(
+        "--url",
+        default=os.environ.get("VUONMINH_LOGISTICS_URL", "http://127.0.0.1:8000"),
+        help="logistics' API, where the callbacks go (or VUONMINH_LOGISTICS_URL)",
+    )
+    carriers.add_argument("--port", type=int, default=8900, help="where the carriers' create-order endpoints listen")
+    carriers.add_argument("--step-s", type=float, default=5.0, help="seconds between two reports of a parcel")
+    carriers.add_argument("--fail-rate", type=float, default=0.1, help="share of deliveries that fail and return")
+    carriers.add_argument("--duplicate-rate", type=float, default=0.1)
+    carriers.add_argument("--swap-rate", type=float, default=0.1)
+    carriers.add_argument("--seed", type=int, default=7)
+    carriers.set_defaults(func=cmd_simulate_carriers)
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
@@ -136,3 +155,55 @@ async def _livestream(args: argparse.Namespace) -> None:
         f"{sim.api_calls} platform API calls ({sim.api_refused} refused: throttled, failed or badly signed)",
         file=sys.stdout,
     )
+
+
+def cmd_simulate_carriers(args: argparse.Namespace) -> None:
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_carriers(args))
+
+
+def carrier_secrets_from_env() -> CarrierSecrets:
+    """The secrets logistics checks (the same variables), else the simulator's own defaults."""
+    defaults = CarrierSecrets()
+    return CarrierSecrets(
+        ghn=os.environ.get("GHN_CALLBACK_TOKEN", defaults.ghn),
+        ghtk=os.environ.get("GHTK_CALLBACK_HASH", defaults.ghtk),
+        viettel_post=os.environ.get("VIETTELPOST_CALLBACK_TOKEN", defaults.viettel_post),
+        vnpost=os.environ.get("VNPOST_CALLBACK_TOKEN", defaults.vnpost),
+    )
+
+
+async def _carriers(args: argparse.Namespace) -> None:
+    from vuonminh.shared.settings import Settings
+    from vuonminh.shared.transport.kafka import KafkaTransport
+
+    settings = Settings()
+    noise = CarrierNoise(fail_rate=args.fail_rate, duplicate_rate=args.duplicate_rate, swap_rate=args.swap_rate)
+    async with httpx.AsyncClient(base_url=args.url, timeout=10) as client:
+        sim = CarrierSimulator(
+            client, secrets=carrier_secrets_from_env(), noise=noise, step_s=args.step_s, seed=args.seed
+        )
+        server = uvicorn.Server(uvicorn.Config(sim.app(), host="0.0.0.0", port=args.port, log_level="warning"))  # noqa: S104 - a container's port
+        tasks = [asyncio.create_task(server.serve())]
+        where = f"create-order endpoints on :{args.port}"
+        if settings.kafka_bootstrap_servers:
+            transport = KafkaTransport(settings.kafka_bootstrap_servers, namespace=settings.kafka_namespace)
+            tasks.append(asyncio.create_task(sim.consume(transport)))
+            where += f" and the dispatch topics on {settings.kafka_bootstrap_servers}"
+        print(f"Carrier simulator: {where}; callbacks to {args.url}", file=sys.stderr, flush=True)
+        try:
+            while True:  # a line of progress every 10 s
+                await asyncio.sleep(10)
+                finished = sum(1 for p in sim.parcels.values() if len(p.sent) >= len(p.life))
+                print(
+                    f"parcels {len(sim.parcels)} ({finished} at their end), callbacks {sim.callbacks_sent}, "
+                    f"answers {dict(sorted(sim.answers.items()))}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        finally:
+            server.should_exit = True
+            for task in tasks[1:]:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await sim.close()

@@ -24,7 +24,7 @@ def _printed_keys(log: str) -> dict[str, str]:
 async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restarts(tmp_path):
     data_dir = tmp_path / "data"
     # No global secret: the demo shops sign with their own.
-    env = {"VUONMINH_DIRECT_SECRET": ""}
+    env = {"VUONMINH_DIRECT_SECRET": "", "VUONMINH_DEMO_CARRIER_STEP_S": "0.2"}
     run = VuonminhProcess(["run", "--demo", "--data-dir", str(data_dir)], env=env, log_path=tmp_path / "run.log")
     try:
         run.start()
@@ -54,8 +54,9 @@ async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restart
         async def placed():
             async with httpx.AsyncClient(headers=operator, base_url=run.url) as client:
                 found = (await client.get("/v1/orders")).json()
-            # placed, then confirmed once catalog reserved the stock
-            found = [order for order in found if order["status"] in ("placed", "confirmed")]
+            # placed, confirmed once catalog reserved the stock, then on with the demo's carriers
+            moving = ("placed", "confirmed", "shipped", "delivered", "returned")
+            found = [order for order in found if order["status"] in moving]
             return found if len(found) == 6 else None
 
         orders = await eventually(placed, timeout_s=60)
@@ -64,6 +65,16 @@ async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restart
             own = (await client.get("/v1/orders")).json()
             assert (await client.get("/v1/sellers")).json()[0]["seller_id"] == "bl-co-ba-hong"
         assert all(line["seller_id"] == "bl-co-ba-hong" for order in own for line in order["lines"])
+
+        # The demo's carriers take every parcel to its end, telling it through their own callbacks.
+        async def shipments_ended():
+            async with httpx.AsyncClient(headers=operator, base_url=run.url) as client:
+                shipments = (await client.get("/v1/shipments")).json()
+            ended = [s for s in shipments if s["status"] in ("delivered", "returned") and s["tracking_code"]]
+            return shipments if shipments and len(ended) == len(shipments) else None
+
+        shipments = await eventually(shipments_ended, timeout_s=90)
+        assert len(shipments) >= 6 and "Carrier simulator:" in run.log_tail(400)
 
         run.stop()
         run.log_path.write_text("")
