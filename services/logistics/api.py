@@ -11,15 +11,21 @@ from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vuonminh.logistics import callbacks, commands, queries
+from vuonminh.logistics import callbacks, commands, first_mile, queries
 from vuonminh.logistics.carriers import CARRIERS
 from vuonminh.logistics.carriers.base import CallbackRequest
 from vuonminh.logistics.models import (
+    AvailabilityIn,
+    AvailabilityOut,
     CallbackOut,
     CarrierPreferenceIn,
     CarrierPreferenceOut,
     CodLine,
     CodReport,
+    Courier,
+    CourierIn,
+    CourierOut,
+    PickupOut,
     RemittanceIn,
     RemittanceOut,
     Shipment,
@@ -42,6 +48,7 @@ Operator = Annotated[Caller, Depends(require(Role.operator))]
 CodReader = Annotated[Caller, Depends(require(Role.seller, Role.carrier))]
 CarrierCaller = Annotated[Caller, Depends(require(Role.carrier))]
 SellerCaller = Annotated[Caller, Depends(require(Role.seller))]
+PickupReader = Annotated[Caller, Depends(require(Role.seller, Role.carrier))]
 # What a carrier is answered, per outcome (it resends on anything but 200).
 CALLBACK_STATUS = {
     "applied": 200,
@@ -219,3 +226,74 @@ async def set_carrier_preference(
         await commands.set_carrier_preference(uow, seller_id, body.carrier)
         audit_write(uow, caller, "set_carrier_preference", target=("seller", seller_id), outcome=body.carrier or "none")
     return CarrierPreferenceOut(seller_id=seller_id, carrier=body.carrier)
+
+
+@router.post(
+    "/couriers",
+    response_model=CourierOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register (or change) a carrier's first-mile courier and the communes it covers",
+)
+async def register_courier(body: CourierIn, runtime: Runtime, caller: Operator) -> CourierOut:
+    try:
+        async with runtime.unit_of_work() as uow:
+            courier = await commands.register_courier(uow, body)
+            audit_write(uow, caller, "register_courier", target=("courier", courier.id), outcome="saved")
+    except commands.CommandError as error:
+        raise HTTPException(422, str(error)) from error
+    return CourierOut.model_validate(courier, from_attributes=True)
+
+
+@router.get("/couriers", response_model=list[CourierOut], summary="Couriers (a carrier sees its own)")
+async def list_couriers(
+    session: Session, caller: CarrierCaller, limit: Limit = 100, offset: Offset = 0
+) -> list[CourierOut]:
+    query = select(Courier).order_by(col(Courier.id)).limit(limit).offset(offset)
+    if not caller.is_operator:
+        query = query.where(Courier.carrier == caller.carrier)
+    return [CourierOut.model_validate(c, from_attributes=True) for c in (await session.exec(query)).all()]
+
+
+@router.post(
+    "/couriers/{courier_id}/availability",
+    response_model=AvailabilityOut,
+    summary="A courier cannot come (its pickups go to others with room) or is back",
+    responses={404: NOT_FOUND_OR_NOT_YOURS},
+)
+async def courier_availability(
+    courier_id: str, body: AvailabilityIn, runtime: Runtime, caller: CarrierCaller
+) -> AvailabilityOut:
+    async with runtime.unit_of_work() as uow:
+        courier = await uow.session.get(Courier, courier_id, with_for_update=True)
+        if courier is None or not (caller.is_operator or caller.carrier == courier.carrier):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"courier {courier_id!r} not found")
+        moved = await first_mile.set_availability(uow, courier, body.available, body.reason)
+        audit_write(uow, caller, "courier_availability", target=("courier", courier_id), outcome=str(body.available))
+        out = CourierOut.model_validate(courier, from_attributes=True)
+    return AvailabilityOut(courier=out, reassigned=moved)
+
+
+@router.get(
+    "/pickups", response_model=list[PickupOut], summary="First-mile pickups: one per seller, carrier and window"
+)
+async def list_pickups(
+    session: Session,
+    caller: PickupReader,
+    seller_id: str | None = None,
+    courier_id: str | None = None,
+    window_date: date | None = None,
+    unassigned: bool = False,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[PickupOut]:
+    rows = await queries.pickups(
+        session,
+        caller,
+        seller_id=seller_id,
+        courier_id=courier_id,
+        window_date=window_date,
+        unassigned=unassigned,
+        limit=limit,
+        offset=offset,
+    )
+    return [PickupOut.model_validate(p, from_attributes=True) for p in rows]

@@ -18,7 +18,6 @@ from vuonminh.logistics import domain
 from vuonminh.logistics.carriers import CARRIERS
 from vuonminh.logistics.carriers.base import CallbackMalformed, CallbackRequest, CarrierCallback, plain_body
 from vuonminh.logistics.models import CarrierCallbackRecord, Shipment
-from vuonminh.shared.events import ShipmentStatusChanged
 from vuonminh.shared.metrics import record_carrier_callback
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
@@ -116,21 +115,8 @@ async def apply(uow: UnitOfWork, carrier: str, callback: CarrierCallback, reques
     ):
         outcome = Outcome("stale", reason, shipment.id, shipment.status)
     else:
-        previous = shipment.status
-        shipment.status, shipment.status_at = callback.status, callback.occurred_at
         uow.publish(
-            ShipmentStatusChanged(
-                shipment_id=shipment.id,
-                order_id=shipment.order_id,
-                seller_id=shipment.seller_id,
-                carrier=shipment.carrier,  # type: ignore[arg-type]
-                status=callback.status,
-                previous_status=previous,  # type: ignore[arg-type]
-                occurred_at=callback.occurred_at,
-                recorded_at=utc_now(),
-                shipping_fee_vnd=shipment.shipping_fee_vnd,
-                cod_collected_vnd=callback.cod_collected_vnd,
-            ),
+            shipment.move_to(callback.status, occurred_at=callback.occurred_at, recorded_at=utc_now()),
             correlation_id=shipment.order_id,
         )
         outcome = Outcome("applied", None, shipment.id, shipment.status)

@@ -6,7 +6,16 @@ import uuid
 
 from sqlmodel import col, select
 
-from vuonminh.logistics.models import CodRemittance, RemittanceIn, RemittanceOut, SellerCarrierPreference, Shipment
+from vuonminh.logistics.models import (
+    CodRemittance,
+    Courier,
+    CourierIn,
+    RemittanceIn,
+    RemittanceOut,
+    SellerCarrierPreference,
+    Shipment,
+)
+from vuonminh.shared.addresses import find_ward
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -58,3 +67,16 @@ async def set_carrier_preference(uow: UnitOfWork, seller_id: str, carrier: str |
         uow.session.add(SellerCarrierPreference(seller_id=seller_id, carrier=carrier, updated_at=utc_now()))
     else:
         current.carrier, current.updated_at = carrier, utc_now()
+
+
+async def register_courier(uow: UnitOfWork, courier: CourierIn) -> Courier:
+    if unknown := [ward for ward in courier.ward_codes if find_ward(ward) is None]:
+        raise CommandError(f"ward_codes: unknown 2025 ward codes {unknown[:5]}")
+    row = await uow.session.get(Courier, courier.id)
+    if row is None:
+        row = Courier(**courier.model_dump(), updated_at=utc_now())
+        uow.session.add(row)
+    else:
+        row.name, row.carrier, row.ward_codes = courier.name, courier.carrier, courier.ward_codes
+        row.pickups_per_window, row.updated_at = courier.pickups_per_window, utc_now()
+    return row

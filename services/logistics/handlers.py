@@ -13,7 +13,7 @@ from typing import cast
 import structlog
 from sqlmodel import select
 
-from vuonminh.logistics import domain, policy, queries
+from vuonminh.logistics import domain, first_mile, policy, queries
 from vuonminh.logistics.carriers import CARRIERS
 from vuonminh.logistics.models import AwaitingConfirmation, SellerCarrierPreference, Shipment
 from vuonminh.logistics.settings import CarrierSettings
@@ -26,7 +26,6 @@ from vuonminh.shared.events import (
     OrderPlacedV2,
     ShipmentDispatched,
     ShipmentDispatchedV2,
-    ShipmentStatusChanged,
     payload_class_for,
 )
 from vuonminh.shared.events.logistics import Carrier
@@ -83,20 +82,11 @@ async def on_order_cancelled(uow: UnitOfWork, envelope: Envelope) -> None:
         if not domain.cancellable(shipment.status):
             log.warning("logistics.cancel_too_late", shipment_id=shipment.id, status=shipment.status)
             continue
-        previous = shipment.status
-        shipment.status = "cancelled"
-        uow.publish(
-            ShipmentStatusChanged(
-                shipment_id=shipment.id,
-                order_id=shipment.order_id,
-                seller_id=shipment.seller_id,
-                carrier=shipment.carrier,
-                status="cancelled",
-                previous_status=previous,
-                occurred_at=cancelled.cancelled_at,
-                recorded_at=now,
-            )
-        )
+        if shipment.status == "needs_attention":
+            shipment.status = "cancelled"  # never handed to a carrier: nobody outside knew of it
+            continue
+        uow.publish(shipment.move_to("cancelled", occurred_at=cancelled.cancelled_at, recorded_at=now))
+        await first_mile.leave_pickup(uow, shipment)  # its slot in the courier's trip is free again
 
 
 async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
@@ -119,34 +109,34 @@ async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
             pickups_today=await queries.pickups_today(uow.session, plan.origin_ward_code, now),
             preferred=preference.carrier if preference else None,
         )
-        uow.session.add(
-            Shipment(
-                id=plan.shipment_id,
-                order_id=order.order_id,
-                seller_id=plan.seller_id,
-                # No carrier can take it: kept for a person, with the reason, and sent to nobody.
-                carrier=choice.carrier or "none",
-                status="created" if choice.carrier else "needs_attention",
-                origin_province_code=plan.origin_province_code,
-                origin_ward_code=plan.origin_ward_code,
-                destination_province_code=address.province_code,
-                destination_ward_code=address.ward_code,
-                recipient_name=recipient.name,
-                recipient_phone=recipient.phone,
-                destination_line=address.line,
-                weight_g=plan.weight_g,
-                cod_amount_vnd=plan.cod_amount_vnd,
-                items=[item.model_dump() for item in plan.items],
-                created_at=now,
-                reference=plan.shipment_id,
-                status_at=now,
-                quoted_fee_vnd=choice.fee_vnd,
-                choice=choice.model_dump(),
-            )
+        shipment = Shipment(
+            id=plan.shipment_id,
+            order_id=order.order_id,
+            seller_id=plan.seller_id,
+            # No carrier can take it: kept for a person, with the reason, and sent to nobody.
+            carrier=choice.carrier or "none",
+            status="created" if choice.carrier else "needs_attention",
+            origin_province_code=plan.origin_province_code,
+            origin_ward_code=plan.origin_ward_code,
+            destination_province_code=address.province_code,
+            destination_ward_code=address.ward_code,
+            recipient_name=recipient.name,
+            recipient_phone=recipient.phone,
+            destination_line=address.line,
+            weight_g=plan.weight_g,
+            cod_amount_vnd=plan.cod_amount_vnd,
+            items=[item.model_dump() for item in plan.items],
+            created_at=now,
+            reference=plan.shipment_id,
+            status_at=now,
+            quoted_fee_vnd=choice.fee_vnd,
+            choice=choice.model_dump(),
         )
+        uow.session.add(shipment)
         if choice.carrier is None:
             log.warning("logistics.no_carrier", shipment_id=plan.shipment_id, order_id=order.order_id, why=choice.why)
             continue
+        await first_mile.join_pickup(uow, shipment, now)
         carrier = cast(Carrier, choice.carrier)
         # A direct order's buyer fits v1; a marketplace order's (phone masked by the platform) needs v2.
         dispatched = ShipmentDispatchedV2 if isinstance(order, OrderPlacedV2) else ShipmentDispatched

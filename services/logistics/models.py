@@ -12,6 +12,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 from vuonminh.shared.db import BigInt
+from vuonminh.shared.events import ShipmentStatusChanged
 from vuonminh.shared.events.types import UtcDatetime
 from vuonminh.shared.privacy import BuyerOut
 
@@ -73,6 +74,97 @@ class Shipment(LogisticsTable, table=True):
     # -- the carrier choice (policy.py) ----------------------------------------------------------------
     quoted_fee_vnd: int | None = Field(default=None, sa_type=BigInt)  # the winner's fee from the fee table
     choice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))  # candidates, why
+    pickup_id: str | None = Field(default=None, max_length=64, index=True)  # the first-mile pickup it is in
+
+    def move_to(self, status: str, *, occurred_at: datetime, recorded_at: datetime) -> ShipmentStatusChanged:
+        """Moves the shipment and returns the event that says so (the caller publishes it)."""
+        previous, self.status, self.status_at = self.status, status, occurred_at
+        return ShipmentStatusChanged(
+            shipment_id=self.id,
+            order_id=self.order_id,
+            seller_id=self.seller_id,
+            carrier=self.carrier,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type]
+            previous_status=previous,  # type: ignore[arg-type]
+            occurred_at=occurred_at,
+            recorded_at=recorded_at,
+            shipping_fee_vnd=self.shipping_fee_vnd,
+            cod_collected_vnd=self.cod_collected_vnd if status == "delivered" else None,
+        )
+
+
+class Courier(LogisticsTable, table=True):
+    """A carrier's first-mile courier (or a commune collection point) and the communes it covers."""
+
+    __tablename__ = "couriers"
+    id: str = Field(primary_key=True, max_length=64)
+    name: str
+    carrier: str = Field(max_length=20, index=True)
+    ward_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    pickups_per_window: int
+    available: bool = True
+    unavailable_reason: str | None = None
+    updated_at: datetime
+
+
+class Pickup(LogisticsTable, table=True):
+    """One trip: a seller's parcels for one carrier in one window, collected by one courier."""
+
+    __tablename__ = "pickups"
+    __table_args__ = (Index("ix_pickups_courier_window", "courier_id", "window_date", "window"),)
+    id: str = Field(primary_key=True, max_length=64)
+    seller_id: str = Field(max_length=64, index=True)
+    carrier: str = Field(max_length=20)
+    ward_code: str = Field(max_length=5)
+    window_date: date
+    window: str = Field(max_length=10)  # morning | afternoon
+    courier_id: str | None = Field(default=None, max_length=64)
+    parcels: int
+    status: str = Field(max_length=20)  # open | cancelled
+    created_at: datetime
+    updated_at: datetime
+
+
+class CourierIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    id: str = PydanticField(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = PydanticField(min_length=1, max_length=200)
+    carrier: Literal["ghn", "ghtk", "viettel_post", "vnpost"]
+    ward_codes: list[str] = PydanticField(min_length=1, max_length=200)
+    pickups_per_window: int = PydanticField(ge=1, le=500)
+
+
+class AvailabilityIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    available: bool
+    reason: str | None = PydanticField(default=None, max_length=500)
+
+
+class CourierOut(BaseModel):
+    id: str
+    name: str
+    carrier: str
+    ward_codes: list[str]
+    pickups_per_window: int
+    available: bool
+    unavailable_reason: str | None
+
+
+class PickupOut(BaseModel):
+    id: str
+    seller_id: str
+    carrier: str
+    ward_code: str
+    window_date: date
+    window: str
+    courier_id: str | None
+    parcels: int
+    status: str
+
+
+class AvailabilityOut(BaseModel):
+    courier: CourierOut
+    reassigned: dict[str, str | None]  # pickup id -> its new courier (None: nobody had room; it waits)
 
 
 class SellerCarrierPreference(LogisticsTable, table=True):
@@ -153,6 +245,7 @@ class ShipmentOut(BaseModel):
     cod_collected_vnd: int
     cod_remitted_vnd: int
     quoted_fee_vnd: int | None
+    pickup_id: str | None
     choice: dict[str, Any] | None  # every candidate carrier, its fee or why it could not, and why the winner won
     # Masked unless the caller is the operator, the selling seller or the carrier delivering it.
     recipient: BuyerOut

@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, case, false, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vuonminh.logistics.models import CarrierCallbackRecord, CodLine, Shipment
+from vuonminh.logistics.models import CarrierCallbackRecord, CodLine, Pickup, Shipment
 from vuonminh.shared.auth import Caller, Role
 from vuonminh.shared.timeutil import VIETNAM_TZ
 
@@ -105,3 +105,33 @@ async def pickups_today(session: AsyncSession, ward_code: str, now: datetime) ->
         .group_by(Shipment.carrier)
     )
     return {carrier: count for carrier, count in (await session.exec(query)).all()}  # type: ignore[call-overload]
+
+
+async def pickups(
+    session: AsyncSession,
+    caller: Caller,
+    *,
+    seller_id: str | None,
+    courier_id: str | None,
+    window_date: date | None,
+    unassigned: bool,
+    limit: int,
+    offset: int,
+) -> Sequence[Pickup]:
+    query = select(Pickup).where(Pickup.status == "open")
+    if caller.role is Role.seller:
+        query = query.where(col(Pickup.seller_id).in_(caller.seller_ids))
+    elif caller.role is Role.carrier:
+        query = query.where(Pickup.carrier == caller.carrier)
+    if seller_id:
+        query = query.where(Pickup.seller_id == seller_id)
+    if courier_id:
+        query = query.where(Pickup.courier_id == courier_id)
+    if window_date:
+        query = query.where(Pickup.window_date == window_date)
+    if unassigned:
+        query = query.where(col(Pickup.courier_id).is_(None))
+    query = (
+        query.order_by(col(Pickup.window_date), col(Pickup.window).desc(), col(Pickup.id)).limit(limit).offset(offset)
+    )
+    return (await session.exec(query)).all()
