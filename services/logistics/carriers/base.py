@@ -8,6 +8,7 @@ body of its create-order request. Formats follow each carrier's own documents.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,16 @@ class CallbackRequest:
             return self.body.decode("utf-8")
         except UnicodeDecodeError as error:
             raise CallbackMalformed("the body is not UTF-8") from error
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object, else CallbackMalformed saying why."""
+        try:
+            data = json.loads(self.text())
+        except json.JSONDecodeError as error:
+            raise CallbackMalformed(f"the body is not JSON: {error.msg}") from error
+        if not isinstance(data, dict):
+            raise CallbackMalformed("the body is not a JSON object")
+        return data
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@ token as `?token=`), string status codes, and `/v2/shipping-order/create`."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,12 +59,7 @@ class Ghn:
         return plain_body(body)  # the secret travels in the URL or a header, never in the body
 
     def parse_callback(self, request: CallbackRequest) -> CarrierCallback:
-        try:
-            data = json.loads(request.text())
-        except json.JSONDecodeError as error:
-            raise CallbackMalformed(f"the body is not JSON: {error.msg}") from error
-        if not isinstance(data, dict):
-            raise CallbackMalformed("the body is not a JSON object")
+        data = request.json_object()
         raw_status = str(required(data, "Status")).lower()
         if raw_status not in STATUSES:
             raise CallbackMalformed(f"Status: unknown GHN status {raw_status!r}")

@@ -61,11 +61,7 @@ class ViettelPost:
         return TOKEN_FIELD.sub(r'\1"***"', plain_body(body))
 
     def parse_callback(self, request: CallbackRequest) -> CarrierCallback:
-        try:
-            body = json.loads(request.text())
-        except json.JSONDecodeError as error:
-            raise CallbackMalformed(f"the body is not JSON: {error.msg}") from error
-        data = body.get("DATA") if isinstance(body, dict) else None
+        data = request.json_object().get("DATA")
         if not isinstance(data, dict):
             raise CallbackMalformed("DATA: expected an object")
         code = as_code(required(data, "ORDER_STATUS"), "ORDER_STATUS")

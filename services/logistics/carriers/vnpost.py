@@ -5,7 +5,6 @@ Note, CodAmount, Fee, Weight}`. Codes 20, 60-62, 100, 161 and 170 are VNPost's a
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,12 +50,7 @@ class Vnpost:
         return plain_body(body)  # the secret travels in the URL or a header, never in the body
 
     def parse_callback(self, request: CallbackRequest) -> CarrierCallback:
-        try:
-            data = json.loads(request.text())
-        except json.JSONDecodeError as error:
-            raise CallbackMalformed(f"the body is not JSON: {error.msg}") from error
-        if not isinstance(data, dict):
-            raise CallbackMalformed("the body is not a JSON object")
+        data = request.json_object()
         code = as_code(required(data, "StatusCode"), "StatusCode")
         if code not in STATUSES:
             raise CallbackMalformed(f"StatusCode: unknown VNPost status {code}")
