@@ -6,7 +6,8 @@ logistics on the embedded platform.
 
 Each order is placed and confirmed as orders and catalog would, from one of the Bình Lư sellers (most
 from the two aggregators that run the livestream), to buyers across the country, so that both carriers
-the commune uses take parcels. Two couriers per carrier cover the commune. The report: shipments,
+the commune uses take parcels. Two couriers each for GHTK and Viettel Post and the commune post office
+(VNPost) cover the commune. The report: shipments,
 pickups per seller and carrier, parcels per pickup, and couriers used. The orders arrive at full speed,
 so they fall in one or two pickup windows, as a 4-hour evening session does (after the afternoon cut-off,
 all of it is collected the next morning).
@@ -44,6 +45,7 @@ COURIERS = [
     {"id": "ghtk-binh-lu-2", "name": "Tẩn Văn Sáng", "carrier": "ghtk", "pickups_per_window": 10},
     {"id": "vtp-binh-lu-1", "name": "Bưu cục Tam Đường", "carrier": "viettel_post", "pickups_per_window": 10},
     {"id": "vtp-binh-lu-2", "name": "Điểm thu gom Bình Lư", "carrier": "viettel_post", "pickups_per_window": 10},
+    {"id": "vnpost-binh-lu", "name": "Bưu điện văn hoá xã Bình Lư", "carrier": "vnpost", "pickups_per_window": 10},
 ]
 
 
