@@ -44,7 +44,9 @@ async def lag(args: argparse.Namespace) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="bench-analytics-") as scratch:
         process = VuonminhProcess(
-            ["run", "--demo", "--data-dir", str(Path(scratch) / "data")], env={}, log_path=Path(scratch) / "run.log"
+            ["run", "--demo", "--no-carrier-simulator", "--data-dir", str(Path(scratch) / "data")],
+            env={},
+            log_path=Path(scratch) / "run.log",
         ).start()
         try:
             await process.wait_ready(timeout_s=120)

@@ -210,7 +210,7 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 async def start_embedded(workdir: Path, *, demo: bool = True) -> Platform:
     data_dir = workdir / "data"
-    args = ["run", "--data-dir", str(data_dir)] + (["--demo"] if demo else [])
+    args = ["run", "--data-dir", str(data_dir)] + (["--demo", "--no-carrier-simulator"] if demo else [])
     run = VuonminhProcess(args, env=_env(), log_path=workdir / "run.log").start()
     platform = Platform("embedded", run, run, {"embedded": run}, Databases(sqlite_dir=data_dir))
     try:

@@ -57,7 +57,8 @@ def cmd_run(args: argparse.Namespace) -> None:
             # With the deprecated global secret set, the demo shops stay unregistered and sign with it.
             if not settings.direct_secret:
                 shop_secrets = await register_demo_shops(started)
-            _start_carrier_simulator(started, app)
+            if not args.no_carrier_simulator:
+                _start_carrier_simulator(started, app)
         lines = [
             "",
             f"VươnMình is running (embedded: one process, SQLite files and a local log in {data_dir.resolve()})",
@@ -296,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=8000)
     run.add_argument("--data-dir", help="where the SQLite files live (default: VUONMINH_DATA_DIR or .vuonminh)")
     run.add_argument("--demo", action="store_true", help="load the demo sellers and products")
+    run.add_argument(
+        "--no-carrier-simulator",
+        action="store_true",
+        help="with --demo: no simulated carriers (shipments wait for real carriers' callbacks)",
+    )
     run.set_defaults(func=cmd_run)
 
     serve = commands.add_parser("serve", help="one service against Kafka and PostgreSQL")

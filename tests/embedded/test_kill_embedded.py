@@ -24,7 +24,7 @@ ORDERS = 400
 
 def _run(tmp_path, port=None, **env):
     return VuonminhProcess(
-        ["run", "--demo", "--data-dir", str(tmp_path / "data")],
+        ["run", "--demo", "--no-carrier-simulator", "--data-dir", str(tmp_path / "data")],
         env={"VUONMINH_DIRECT_SECRET": TEST_SECRET, **env},
         log_path=tmp_path / "run.log",
         port=port,
