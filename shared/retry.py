@@ -61,3 +61,9 @@ async def until_done(what: str, operation: Callable[[], Awaitable[T]], **log_fie
         with attempt:
             return await operation()
     raise AssertionError("unreachable: retrying never stops without an outcome")
+
+
+def scheduled_backoff_s(attempt: int, *, initial_s: float, max_s: float) -> float:
+    """How long a stored job waits before its `attempt`-th retry (1, 2, ...): doubling from `initial_s`,
+    capped at `max_s`. For work kept in a table and picked up when due (not a loop that sleeps)."""
+    return min(initial_s * 2 ** max(0, attempt - 1), max_s)

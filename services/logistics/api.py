@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from vuonminh.logistics import callbacks, commands, first_mile, queries
+from vuonminh.logistics import callbacks, commands, first_mile, partners, queries
 from vuonminh.logistics.carriers import CARRIERS
 from vuonminh.logistics.carriers.base import CallbackRequest
 from vuonminh.logistics.models import (
@@ -25,6 +25,11 @@ from vuonminh.logistics.models import (
     Courier,
     CourierIn,
     CourierOut,
+    PartnerDelivery,
+    PartnerDeliveryOut,
+    PartnerEndpoint,
+    PartnerEndpointIn,
+    PartnerEndpointOut,
     PickupOut,
     RemittanceIn,
     RemittanceOut,
@@ -39,6 +44,8 @@ from vuonminh.shared.auth import Caller, Role, require
 from vuonminh.shared.paging import Limit, Offset
 from vuonminh.shared.privacy import buyer_out
 from vuonminh.shared.runtime import ServiceRuntime
+from vuonminh.shared.secret_box import SecretBox, SecretsKeyMissing
+from vuonminh.shared.timeutil import utc_now
 
 router = APIRouter(prefix="/v1", tags=["logistics"])
 Session = Annotated[AsyncSession, Depends(session_of("logistics"))]
@@ -297,3 +304,57 @@ async def list_pickups(
         offset=offset,
     )
     return [PickupOut.model_validate(p, from_attributes=True) for p in rows]
+
+
+@router.post(
+    "/partners/endpoints",
+    response_model=PartnerEndpointOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="A carrier partner without Kafka: its dispatch requests are POSTed here, signed (the secret is shown once)",
+    responses={409: {"description": "an endpoint with this id exists"}},
+)
+async def add_partner_endpoint(body: PartnerEndpointIn, runtime: Runtime, caller: Operator) -> PartnerEndpointOut:
+    secret = partners.new_signing_secret()
+    try:
+        encrypted = SecretBox(runtime.settings.secrets_key).encrypt(secret)
+    except SecretsKeyMissing as error:
+        raise HTTPException(503, str(error)) from error
+    async with runtime.unit_of_work() as uow:
+        if await uow.session.get(PartnerEndpoint, body.id) is not None:
+            raise HTTPException(409, f"partner endpoint {body.id!r} exists already")
+        endpoint = PartnerEndpoint(**body.model_dump(), secret_encrypted=encrypted, created_at=utc_now())
+        uow.session.add(endpoint)
+        audit_write(uow, caller, "add_partner_endpoint", target=("partner_endpoint", body.id), outcome="created")
+        out = PartnerEndpointOut.model_validate(endpoint, from_attributes=True)
+    return out.model_copy(update={"signing_secret": secret})
+
+
+@router.get("/partners/endpoints", response_model=list[PartnerEndpointOut], summary="Partners' webhook endpoints")
+async def list_partner_endpoints(session: Session, caller: CarrierCaller) -> list[PartnerEndpointOut]:
+    query = select(PartnerEndpoint).order_by(col(PartnerEndpoint.id))
+    if not caller.is_operator:
+        query = query.where(PartnerEndpoint.carrier == caller.carrier)
+    return [PartnerEndpointOut.model_validate(e, from_attributes=True) for e in (await session.exec(query)).all()]
+
+
+@router.get(
+    "/partners/deliveries",
+    response_model=list[PartnerDeliveryOut],
+    summary="The delivery log of dispatch requests to partners' endpoints, newest first",
+)
+async def list_partner_deliveries(
+    session: Session,
+    caller: CarrierCaller,
+    delivery_status: Annotated[str | None, Query(alias="status", pattern="^(pending|delivered|failed)$")] = None,
+    shipment_id: str | None = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> list[PartnerDeliveryOut]:
+    query = select(PartnerDelivery).order_by(col(PartnerDelivery.id).desc()).limit(limit).offset(offset)
+    if not caller.is_operator:
+        query = query.where(PartnerDelivery.carrier == caller.carrier)
+    if delivery_status:
+        query = query.where(PartnerDelivery.status == delivery_status)
+    if shipment_id:
+        query = query.where(PartnerDelivery.shipment_id == shipment_id)
+    return [PartnerDeliveryOut.model_validate(d, from_attributes=True) for d in (await session.exec(query)).all()]

@@ -306,3 +306,69 @@ class CallbackOut(BaseModel):
     content_type: str | None
     query: dict[str, Any]
     body: str
+
+
+class PartnerEndpoint(LogisticsTable, table=True):
+    """A carrier partner without Kafka: its dispatch requests are POSTed to `url`, signed."""
+
+    __tablename__ = "partner_endpoints"
+    id: str = Field(primary_key=True, max_length=64)
+    carrier: str = Field(max_length=20, index=True)
+    url: str = Field(max_length=500)
+    secret_encrypted: str  # the whsec_ signing secret, encrypted with VUONMINH_SECRETS_KEY
+    active: bool = True
+    created_at: datetime
+
+
+class PartnerDelivery(LogisticsTable, table=True):
+    """One dispatch request to one endpoint, and its delivery so far (the delivery log)."""
+
+    __tablename__ = "partner_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id", name="uq_partner_deliveries_event"),
+        Index("ix_partner_deliveries_due", "status", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: str = Field(max_length=64)
+    carrier: str = Field(max_length=20)
+    event_id: str = Field(max_length=64)  # the webhook-id: a partner drops a delivery it has seen
+    shipment_id: str = Field(max_length=64, index=True)
+    body: str  # the event as JSON, the bytes that are signed
+    status: str = Field(max_length=20)  # pending | delivered | failed
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+
+
+class PartnerEndpointIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    id: str = PydanticField(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    carrier: Literal["ghn", "ghtk", "viettel_post", "vnpost"]
+    url: str = PydanticField(min_length=8, max_length=500, pattern=r"^https?://\S+$")
+
+
+class PartnerEndpointOut(BaseModel):
+    id: str
+    carrier: str
+    url: str
+    active: bool
+    created_at: datetime
+    signing_secret: str | None = None  # shown once, when the endpoint is made
+
+
+class PartnerDeliveryOut(BaseModel):
+    id: int
+    endpoint_id: str
+    carrier: str
+    event_id: str
+    shipment_id: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None

@@ -1,9 +1,9 @@
 """logistics as the runtime sees it."""
 
-from vuonminh.logistics import handlers
+from vuonminh.logistics import handlers, partners
 from vuonminh.logistics.api import router
 from vuonminh.logistics.models import LogisticsTable
-from vuonminh.shared.events import OrderCancelled, OrderConfirmed, OrderPlaced, OrderPlacedV2, Topic
+from vuonminh.shared.events import DISPATCH_REQUESTED, OrderCancelled, OrderConfirmed, OrderPlaced, OrderPlacedV2, Topic
 from vuonminh.shared.service import ServiceSpec
 
 SERVICE = ServiceSpec(
@@ -17,6 +17,9 @@ SERVICE = ServiceSpec(
             OrderPlacedV2.TYPE: handlers.on_order_placed,
             OrderConfirmed.TYPE: handlers.on_order_confirmed,
             OrderCancelled.TYPE: handlers.on_order_cancelled,
-        }
+        },
+        # Its own dispatch requests, for the partners without Kafka (signed webhooks, partners.py).
+        **{request.TOPIC: {request.TYPE: partners.on_dispatch_requested} for request in DISPATCH_REQUESTED.values()},
     },
+    background=(partners.deliver_to_partners,),
 )

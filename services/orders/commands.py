@@ -22,7 +22,7 @@ async def connect_shop(uow: UnitOfWork, box: shops.SecretBox, shop: ShopIn) -> S
             raise CommandError("a direct shop has no platform tokens: it signs its webhooks with the secret made here")
         try:
             secret = await shops.add_shop(uow.session, box, shop_id=shop.shop_id, seller_id=shop.seller_id)
-        except shops.ShopError as error:
+        except (shops.ShopError, shops.SecretsKeyMissing) as error:
             raise CommandError(str(error)) from error
         return ShopOut(
             channel="direct", shop_id=shop.shop_id, seller_id=shop.seller_id, created=True, webhook_secret=secret

@@ -33,7 +33,7 @@ from vuonminh.orders.shops import SecretBox, SecretsKeyMissing
 from vuonminh.shared import db
 from vuonminh.shared.events import Envelope, PlatformOrderNotified, Topic, dead_letter_topic
 from vuonminh.shared.records import IncomingRecord, OutgoingRecord
-from vuonminh.shared.retry import until_done
+from vuonminh.shared.retry import scheduled_backoff_s, until_done
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.transport.base import TopicPartition
@@ -157,7 +157,7 @@ class Fetcher:
     ) -> None:
         settings = platform_settings(self.runtime)
         attempts = notified.attempts + 1
-        delay = min(settings.retry_delay_s * 2 ** (attempts - 1), settings.retry_delay_max_s)
+        delay = scheduled_backoff_s(attempts, initial_s=settings.retry_delay_s, max_s=settings.retry_delay_max_s)
         again = notified.model_copy(
             update={"attempts": attempts, "last_error": error[:500], "retry_at": utc_now() + timedelta(seconds=delay)}
         )

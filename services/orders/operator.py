@@ -71,7 +71,7 @@ def cmd_shops(args: argparse.Namespace) -> None:
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
     try:
         asyncio.run(_run(args, settings, data_dir))
-    except shops.ShopError as error:
+    except (shops.ShopError, shops.SecretsKeyMissing) as error:
         raise SystemExit(f"vuonminh shops {args.action}: {error}") from None
 
 

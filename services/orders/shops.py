@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import structlog
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,6 +32,7 @@ from vuonminh.orders.metrics import FALLBACK_SECRET_USED, LEGACY_SIGNATURE_USED
 from vuonminh.orders.models import Shop
 from vuonminh.shared import db
 from vuonminh.shared.runtime import ServiceRuntime
+from vuonminh.shared.secret_box import SecretBox, SecretsKeyMissing
 from vuonminh.shared.settings import Settings
 from vuonminh.shared.timeutil import utc_now
 
@@ -47,48 +48,11 @@ class ShopError(Exception):
     """An operator command cannot be done; the message says why."""
 
 
-class SecretsKeyMissing(ShopError):
-    pass
-
-
 def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(random_secrets.token_bytes(32)).decode()
 
 
 # -- encryption at rest ---------------------------------------------------------------------------------
-class SecretBox:
-    """Fernet encryption of shop secrets. Several comma-separated keys rotate the key itself:
-    the first encrypts, each one decrypts."""
-
-    def __init__(self, keys: str | None) -> None:
-        self._fernet: MultiFernet | None = None
-        if keys:
-            try:
-                self._fernet = MultiFernet([Fernet(key.strip()) for key in keys.split(",") if key.strip()])
-            except ValueError as error:
-                raise SecretsKeyMissing(
-                    "VUONMINH_SECRETS_KEY is not a Fernet key (32 url-safe base64-encoded bytes), e.g. the output of "
-                    'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
-                ) from error
-
-    @property
-    def usable(self) -> bool:
-        return self._fernet is not None
-
-    def encrypt(self, secret: str) -> str:
-        if self._fernet is None:
-            raise SecretsKeyMissing("VUONMINH_SECRETS_KEY is not set: shop secrets cannot be stored")
-        return self._fernet.encrypt(secret.encode()).decode()
-
-    def decrypt(self, token: str) -> str:
-        if self._fernet is None:
-            raise SecretsKeyMissing("VUONMINH_SECRETS_KEY is not set: shop secrets cannot be read")
-        try:
-            return self._fernet.decrypt(token.encode()).decode()
-        except InvalidToken as error:
-            raise SecretsKeyMissing("a shop secret does not decrypt with VUONMINH_SECRETS_KEY") from error
-
-
 def secrets_key_for(settings: Settings, data_dir: Path) -> str:
     """VUONMINH_SECRETS_KEY, else (embedded mode) one generated once into the data dir."""
     if settings.secrets_key:
