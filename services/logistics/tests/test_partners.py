@@ -69,6 +69,7 @@ async def test_a_partner_gets_its_dispatch_requests_signed_and_retried(tmp_path)
 
         await _ship(platform, "o-partner")  # Lai Châu to Lai Châu: GHTK
         (delivery,) = await eventually(lambda: _deliveries(platform))
+
         async def sent_once() -> bool:
             return len(partner.received) >= 1
 
