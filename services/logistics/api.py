@@ -25,6 +25,7 @@ from vuonminh.logistics.models import (
     Courier,
     CourierIn,
     CourierOut,
+    HandOverIn,
     PartnerDelivery,
     PartnerDeliveryOut,
     PartnerEndpoint,
@@ -358,3 +359,24 @@ async def list_partner_deliveries(
     if shipment_id:
         query = query.where(PartnerDelivery.shipment_id == shipment_id)
     return [PartnerDeliveryOut.model_validate(d, from_attributes=True) for d in (await session.exec(query)).all()]
+
+
+@router.post(
+    "/shipments/{shipment_id}/carrier",
+    response_model=ShipmentOut,
+    summary="Hand a shipment no carrier could take (needs_attention) to a carrier, with what was arranged",
+    responses={404: NOT_FOUND_OR_NOT_YOURS},
+)
+async def hand_to_carrier(shipment_id: str, body: HandOverIn, runtime: Runtime, caller: Operator) -> ShipmentOut:
+    try:
+        async with runtime.unit_of_work() as uow:
+            shipment = await commands.hand_to_carrier(
+                uow, shipment_id, body.carrier, f"handed over by hand: {body.note}"
+            )
+            audit_write(uow, caller, "hand_to_carrier", target=("shipment", shipment_id), outcome=body.carrier)
+            out = _shipments_out([shipment], caller)[0]
+    except LookupError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+    except commands.CommandError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+    return out

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 from sqlmodel import col, select
 
+from vuonminh.logistics import domain, handlers
 from vuonminh.logistics.models import (
     CodRemittance,
     Courier,
@@ -16,6 +18,7 @@ from vuonminh.logistics.models import (
     Shipment,
 )
 from vuonminh.shared.addresses import find_ward
+from vuonminh.shared.events.logistics import Carrier
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -80,3 +83,25 @@ async def register_courier(uow: UnitOfWork, courier: CourierIn) -> Courier:
         row.name, row.carrier, row.ward_codes = courier.name, courier.carrier, courier.ward_codes
         row.pickups_per_window, row.updated_at = courier.pickups_per_window, utc_now()
     return row
+
+
+async def hand_to_carrier(uow: UnitOfWork, shipment_id: str, carrier: str, why: str) -> Shipment:
+    """A person gives a shipment no carrier could take (needs_attention) to `carrier`, e.g. after
+    arranging a truck for ten tonnes of tea: from then on it is dispatched like any other."""
+    shipment = await uow.session.get(Shipment, shipment_id, with_for_update=True)
+    if shipment is None:
+        raise LookupError(f"shipment {shipment_id!r} not found")
+    if shipment.status != "needs_attention":
+        raise CommandError(
+            f"shipment {shipment_id} is {shipment.status}: only a shipment that needs attention is handed over by hand"
+        )
+    order = await handlers.placed_order_of(uow, shipment.order_id)
+    plan = next((p for p in domain.plan_shipments(order) if p.shipment_id == shipment_id), None) if order else None
+    if order is None or plan is None:
+        raise CommandError(f"shipment {shipment_id}: its order's content is no longer kept")
+    now = utc_now()
+    shipment.carrier, shipment.status, shipment.status_at = carrier, "created", now
+    shipment.choice = {**(shipment.choice or {}), "carrier": carrier, "why": why}
+    shipment.quoted_fee_vnd = None
+    await handlers.hand_over(uow, order, plan, shipment, cast(Carrier, carrier), now)
+    return shipment

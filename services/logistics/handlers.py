@@ -7,6 +7,7 @@ after that cancels the shipments not yet picked up.
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from typing import cast
 
@@ -62,9 +63,8 @@ async def on_order_confirmed(uow: UnitOfWork, envelope: Envelope) -> None:
     if waiting.status != "awaiting":
         log.info("logistics.confirmation_ignored", order_id=confirmed.order_id, status=waiting.status)
         return
-    payload_class = payload_class_for(waiting.event_type) or OrderPlacedV2
-    order = payload_class.model_validate_json(waiting.payload)
-    assert isinstance(order, OrderPlaced)
+    order = await placed_order_of(uow, confirmed.order_id)
+    assert order is not None
     waiting.status = "shipped"
     await _ship(uow, order)
 
@@ -136,37 +136,54 @@ async def _ship(uow: UnitOfWork, order: OrderPlaced) -> None:
         if choice.carrier is None:
             log.warning("logistics.no_carrier", shipment_id=plan.shipment_id, order_id=order.order_id, why=choice.why)
             continue
-        await first_mile.join_pickup(uow, shipment, now)
-        carrier = cast(Carrier, choice.carrier)
-        # A direct order's buyer fits v1; a marketplace order's (phone masked by the platform) needs v2.
-        dispatched = ShipmentDispatchedV2 if isinstance(order, OrderPlacedV2) else ShipmentDispatched
-        uow.publish(
-            dispatched(
-                shipment_id=plan.shipment_id,
-                order_id=order.order_id,
-                seller_id=plan.seller_id,
-                carrier=carrier,
-                origin_province_code=plan.origin_province_code,
-                origin_ward_code=plan.origin_ward_code,
-                recipient=recipient.model_dump(),
-                items=plan.items,
-                weight_g=plan.weight_g,
-                cod_amount_vnd=plan.cod_amount_vnd,
-                dispatched_at=now,
-            )
+        await hand_over(uow, order, plan, shipment, cast(Carrier, choice.carrier), now)
+
+
+async def hand_over(
+    uow: UnitOfWork, order: OrderPlaced, plan: domain.ShipmentPlan, shipment: Shipment, carrier: Carrier, now: datetime
+) -> None:
+    """Tells everyone the shipment is the carrier's: the dispatch event, the carrier's create-order
+    request on its own topic, then the seller's pickup for the window."""
+    # A direct order's buyer fits v1; a marketplace order's (phone masked by the platform) needs v2.
+    dispatched = ShipmentDispatchedV2 if isinstance(order, OrderPlacedV2) else ShipmentDispatched
+    uow.publish(
+        dispatched(
+            shipment_id=plan.shipment_id,
+            order_id=order.order_id,
+            seller_id=plan.seller_id,
+            carrier=carrier,
+            origin_province_code=plan.origin_province_code,
+            origin_ward_code=plan.origin_ward_code,
+            recipient=order.buyer.model_dump(),
+            items=plan.items,
+            weight_g=plan.weight_g,
+            cod_amount_vnd=plan.cod_amount_vnd,
+            dispatched_at=now,
         )
-        # The carrier's partner gets its create-order request on its own topic, in its own format.
-        uow.publish(
-            DISPATCH_REQUESTED[carrier](
-                shipment_id=plan.shipment_id,
-                order_id=order.order_id,
-                seller_id=plan.seller_id,
-                carrier=carrier,
-                reference=plan.shipment_id,
-                create_order=CARRIERS[carrier].create_order(domain.parcel_of(order, plan)),
-                requested_at=now,
-            )
+    )
+    uow.publish(
+        DISPATCH_REQUESTED[carrier](
+            shipment_id=plan.shipment_id,
+            order_id=order.order_id,
+            seller_id=plan.seller_id,
+            carrier=carrier,
+            reference=plan.shipment_id,
+            create_order=CARRIERS[carrier].create_order(domain.parcel_of(order, plan)),
+            requested_at=now,
         )
+    )
+    await first_mile.join_pickup(uow, shipment, now)
+
+
+async def placed_order_of(uow: UnitOfWork, order_id: str) -> OrderPlaced | None:
+    """The order as it was placed (kept since its confirmation was awaited)."""
+    kept = await uow.session.get(AwaitingConfirmation, order_id)
+    if kept is None:
+        return None
+    payload_class = payload_class_for(kept.event_type) or OrderPlacedV2
+    order = payload_class.model_validate_json(kept.payload)
+    assert isinstance(order, OrderPlaced)
+    return order
 
 
 @lru_cache(maxsize=1)

@@ -372,3 +372,9 @@ class PartnerDeliveryOut(BaseModel):
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
+
+
+class HandOverIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    carrier: Literal["ghn", "ghtk", "viettel_post", "vnpost"]
+    note: str = PydanticField(min_length=1, max_length=500, description="what was arranged, kept on the shipment")

@@ -287,3 +287,18 @@ async def test_a_parcel_no_carrier_can_take_waits_for_a_person_and_goes_to_nobod
         outbox = platform.service("logistics").spec.outbox
         sent = (await session.exec(select(outbox.c.event_type).where(outbox.c.message_key == heavy.id))).all()
     assert sent == []  # no dispatch event, no create-order request
+
+    # A person arranges it (a truck from the commune) and hands it to a carrier: dispatched from then on.
+    note = {"carrier": "vnpost", "note": "xe tải của bưu điện huyện"}
+    handed = await client.post(f"/v1/shipments/{heavy.id}/carrier", json=note)
+    assert handed.status_code == 200, handed.text
+    assert (handed.json()["status"], handed.json()["carrier"]) == ("created", "vnpost")
+    assert "xe tải" in handed.json()["choice"]["why"]
+    again = await client.post(f"/v1/shipments/{heavy.id}/carrier", json=note)
+    assert again.status_code == 409 and "only a shipment that needs attention" in again.json()["detail"]
+    assert (await client.post("/v1/shipments/nope/carrier", json=note)).status_code == 404
+    seller = auth_headers(Role.seller, seller_ids={"co-ba-hong"})
+    assert (await client.post(f"/v1/shipments/{heavy.id}/carrier", json=note, headers=seller)).status_code == 403
+    async with platform.service("logistics").sessions() as session:
+        sent = (await session.exec(select(outbox.c.topic).where(outbox.c.message_key == heavy.id))).all()
+    assert set(sent) == {"logistics.shipments", "logistics.dispatch.vnpost"}
