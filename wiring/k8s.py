@@ -113,12 +113,13 @@ def _env(service: str) -> list[dict[str, Any]]:
             "valueFrom": {"secretKeyRef": {"name": "vuonminh-auth", "key": "token-verify-keys", "optional": True}},
         }
     )
-    if service == "orders":
-        # The Fernet key(s) that encrypt shops' webhook secrets at rest (never a value in the repo).
+    if service in ("orders", "logistics"):
+        # The Fernet key(s) that encrypt secrets at rest (never a value in the repo): shops' webhook
+        # secrets in orders, carrier partners' signing secrets in logistics.
         env.append(
             {
                 "name": "VUONMINH_SECRETS_KEY",
-                "valueFrom": {"secretKeyRef": {"name": "vuonminh-orders-secrets", "key": "secrets-key"}},
+                "valueFrom": {"secretKeyRef": {"name": f"vuonminh-{service}-secrets", "key": "secrets-key"}},
             }
         )
     return env
