@@ -49,7 +49,11 @@ async def _assert_every_effect_once(count_rows):
     await asyncio.sleep(1)  # anything still in flight would show up as an extra row
     assert await count_rows("SELECT count(*) FROM orders.orders") == ORDERS
     assert await count_rows("SELECT count(*) FROM logistics.shipments") == 2 * ORDERS
-    assert await count_rows("SELECT count(*) FROM logistics.outbox") == 2 * ORDERS
+    # Per shipment: its dispatch event and the carrier's create-order request, once each.
+    for event_type in ("vuonminh.logistics.shipment_dispatched.v1", "vuonminh.logistics.%_dispatch_requested.v1"):
+        assert (
+            await count_rows("SELECT count(*) FROM logistics.outbox WHERE event_type LIKE $1", event_type) == 2 * ORDERS
+        )
     assert await count_rows("SELECT count(*) FROM analytics.seller_order_facts") == 2 * ORDERS
     assert await count_rows("SELECT count(*) FROM analytics.shipment_facts") == 2 * ORDERS
 
