@@ -34,14 +34,13 @@ from bench.stack import (
     CpuWindow,
     Platform,
     Profiler,
-    delete_topics,
     peak_rss_mb,
     start_embedded,
     start_kafka,
 )
 from vuonminh.shared.timeutil import utc_now, vietnam_day
 from vuonminh.wiring.demo import demo_catalog
-from vuonminh.wiring.testing import operator_headers, scratch_database
+from vuonminh.wiring.testing import delete_topics, operator_headers, scratch_database
 
 ROOT = Path(__file__).resolve().parents[1]
 LUA = ROOT / "bench" / "signed.lua"

@@ -159,7 +159,7 @@ async def run_consumers(args: argparse.Namespace, server_url: str, bootstrap: st
                 worker.stop()
             await catalog.stop()
             with contextlib.suppress(Exception):
-                from bench.stack import delete_topics
+                from vuonminh.wiring.testing import delete_topics
 
                 await delete_topics(bootstrap, namespace)
     return {

@@ -17,7 +17,14 @@ from pathlib import Path
 import httpx
 
 from vuonminh.wiring.demo import demo_catalog, demo_listings
-from vuonminh.wiring.testing import TEST_SECRET, VuonminhProcess, asyncpg_dsn, eventually, free_port, operator_headers
+from vuonminh.wiring.testing import (
+    TEST_SECRET,
+    VuonminhProcess,
+    asyncpg_dsn,
+    eventually,
+    free_port,
+    operator_headers,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = TEST_SECRET
@@ -263,20 +270,3 @@ async def _wait_until_orders_know_the_catalog(databases: Databases) -> None:
         return count >= len(demo_listings())
 
     await eventually(known, timeout_s=90, interval_s=0.2)
-
-
-async def delete_topics(bootstrap_servers: str, namespace: str) -> int:
-    """Removes a run's namespaced topics from the shared broker; how many were deleted."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    if not namespace:
-        return 0
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="vuonminh-bench")
-    await admin.start()
-    try:
-        topics = [t for t in await admin.list_topics() if t.startswith(namespace)]
-        if topics:
-            await admin.delete_topics(topics)
-        return len(topics)
-    finally:
-        await admin.close()

@@ -771,3 +771,26 @@ async def published_by_catalog(catalog: Any, event_type: str) -> list[dict]:
     async with catalog.sessions() as session:
         rows = await session.execute(select(outbox).where(outbox.c.event_type == event_type).order_by(outbox.c.id))
         return [json.loads(row.payload) for row in rows]
+
+
+async def delete_topics(bootstrap_servers: str, namespace: str) -> int:
+    """Removes a run's namespaced topics from a shared broker; how many were deleted.
+
+    A broker that keeps every test run's topics grows by thousands of partitions a day and
+    ends in OutOfMemoryError; each run cleans up after itself.
+    """
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    if not namespace:
+        return 0
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="vuonminh-cleanup", request_timeout_ms=10000
+    )
+    await admin.start()
+    try:
+        topics = [t for t in await admin.list_topics() if t.startswith(namespace)]
+        if topics:
+            await admin.delete_topics(topics)
+        return len(topics)
+    finally:
+        await admin.close()

@@ -34,6 +34,7 @@ from vuonminh.wiring.testing import (
     VuonminhProcess,
     asyncpg_dsn,
     dead_letters,
+    delete_topics,
     eventually,
     fetch_rows,
     free_port,
@@ -74,15 +75,20 @@ async def database_url() -> str:
 
 
 @pytest.fixture
-def service_env(kafka_bootstrap: str, database_url: str) -> dict[str, str]:
-    return {
+async def service_env(kafka_bootstrap: str, database_url: str) -> AsyncIterator[dict[str, str]]:
+    namespace = f"test-{uuid.uuid4().hex[:8]}."
+    yield {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "DATABASE_URL": database_url,
         "VUONMINH_DIRECT_SECRET": TEST_SECRET,
         # Topics and groups of their own, so tests never read each other's events.
-        "VUONMINH_KAFKA_NAMESPACE": f"test-{uuid.uuid4().hex[:8]}.",
+        "VUONMINH_KAFKA_NAMESPACE": namespace,
         "VUONMINH_TOPIC_PARTITIONS": "3",
     }
+    # The shared broker keeps no test's topics: a few thousand partitions left per run would
+    # exhaust its heap within days. A broker that is gone (a fault test's own) has nothing to keep.
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(delete_topics(kafka_bootstrap, namespace), timeout=20)
 
 
 @pytest.fixture
