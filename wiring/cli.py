@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -18,7 +19,14 @@ from vuonminh.shared.logging import configure_logging
 from vuonminh.shared.runtime import ROLES, SERVICE_NAMES, Platform, embedded_platform, kafka_platform
 from vuonminh.shared.settings import Settings, get_settings
 from vuonminh.wiring.access_cli import add_access_commands
-from vuonminh.wiring.simulate_cli import add_simulate_command
+from vuonminh.wiring.marketplace_simulator import MarketplaceSimulator
+from vuonminh.wiring.simulate_cli import (
+    DEMO_SKUS,
+    ProgressLines,
+    add_simulate_command,
+    connect_shop,
+    simulated_platform_settings,
+)
 
 
 def _this_command() -> str:
@@ -44,6 +52,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     platform = embedded_platform(settings, data_dir)
     base_url = f"http://{args.host}:{args.port}"
     command = _this_command()
+    if args.livestream and not args.demo:
+        raise SystemExit("vuonminh run: --livestream plays a shop of the demo catalog; add --demo")
+    marketplace = _simulated_marketplace(platform, args.livestream, base_url) if args.livestream else None
 
     async def on_started(started: Platform) -> None:
         await started.wait_connected()
@@ -59,6 +70,8 @@ def cmd_run(args: argparse.Namespace) -> None:
                 shop_secrets = await register_demo_shops(started)
             if not args.no_carrier_simulator:
                 _start_carrier_simulator(started, app)
+            if marketplace is not None:
+                await _start_livestream(started, app, marketplace, keys["operator"], args)
         lines = [
             "",
             f"VươnMình is running (embedded: one process, SQLite files and a local log in {data_dir.resolve()})",
@@ -104,8 +117,6 @@ def _start_carrier_simulator(platform: Platform, app: FastAPI) -> None:
     shipments move (picked up, in transit, delivered...) without anything else running."""
     import os
 
-    import httpx
-
     from vuonminh.logistics.settings import CarrierSettings
     from vuonminh.wiring.carrier_simulator import CarrierSimulator
     from vuonminh.wiring.simulate_cli import carrier_secrets_from_env
@@ -123,6 +134,63 @@ def _start_carrier_simulator(platform: Platform, app: FastAPI) -> None:
         file=sys.stderr,
     )
 
+
+def _simulated_marketplace(platform: Platform, name: str, base_url: str) -> MarketplaceSimulator:
+    """The marketplace simulator playing `name` inside this process: orders' platform client calls
+    its API through an in-process transport, with the simulator's app key and secret."""
+    simulator = MarketplaceSimulator(platform=name.replace("-", "_"), callback_url=f"{base_url}/v1/webhooks/shopee")
+    orders = platform.service("orders")
+    orders.state["platform_settings"] = simulated_platform_settings(base_url)
+    orders.state["platform_http_transport"] = httpx.ASGITransport(app=simulator.app())
+    return simulator
+
+
+async def _start_livestream(
+    platform: Platform, app: FastAPI, simulator: MarketplaceSimulator, operator_key: str, args: argparse.Namespace
+) -> None:
+    """Connects the simulated shop to a demo seller, then replays a livestream's webhooks in the
+    background, a progress line every 10 s."""
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://vuonminh.demo",
+        headers={"authorization": f"Bearer {operator_key}"},
+        timeout=30,
+    )
+    await connect_shop(client, simulator, seller_id=LIVESTREAM_SELLER_ID)
+    start = int(time.time()) - int(args.livestream_minutes * 60)
+    script = simulator.script(
+        orders=args.livestream_orders, minutes=args.livestream_minutes, skus=DEMO_SKUS, start=start
+    )
+    label = f"Livestream on {args.livestream} (shop {simulator.shop_id})"
+    progress = ProgressLines(label, len(script))
+    speed = args.livestream_speed or None
+
+    async def replay() -> None:
+        began = time.monotonic()
+        await simulator.play(
+            client, f"/v1/webhooks/{args.livestream}", script, start=start, speed=speed, progress=progress
+        )
+        while not simulator.all_fetched():
+            await asyncio.sleep(0.5)
+        print(
+            f"{label}: {args.livestream_orders:,} orders, every one's last state fetched after "
+            f"{time.monotonic() - began:.1f} s; {simulator.api_calls:,} platform API calls",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    task = asyncio.get_running_loop().create_task(replay())
+    platform.service("orders").state["livestream_simulator"] = (simulator, client, task)  # alive with the platform
+    print(
+        f"{label}: {args.livestream_orders:,} orders over {args.livestream_minutes:g} min, replayed "
+        + (f"{args.livestream_speed:g}x faster than real time" if speed else "at full speed"),
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+# The demo shop a simulated livestream sells for (Bình Lư's miến dong cooperative).
+LIVESTREAM_SELLER_ID = "bl-htx-mien-dong"
 
 # The demo seller whose key `vuonminh run --demo` prints (an aggregator of Bình Lư).
 DEMO_SELLER_ID = "bl-co-ba-hong"
@@ -302,6 +370,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --demo: no simulated carriers (shipments wait for real carriers' callbacks)",
     )
+    run.add_argument(
+        "--livestream",
+        choices=["tiktok-shop", "shopee", "lazada"],
+        help="with --demo: a marketplace simulator plays this platform in the process and replays a "
+        "livestream's signed webhooks (its order API answers the platform's fetches)",
+    )
+    run.add_argument("--livestream-orders", type=int, default=1200, help="the livestream's orders")
+    run.add_argument("--livestream-minutes", type=float, default=240.0, help="the livestream's length")
+    run.add_argument("--livestream-speed", type=float, default=60.0, help="times faster than real time; 0: full speed")
     run.set_defaults(func=cmd_run)
 
     serve = commands.add_parser("serve", help="one service against Kafka and PostgreSQL")

@@ -17,7 +17,7 @@ import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import uvicorn
@@ -25,7 +25,17 @@ from tqdm import tqdm
 
 from vuonminh.wiring.carrier_simulator import CarrierSecrets, CarrierSimulator
 from vuonminh.wiring.carrier_simulator import Noise as CarrierNoise
-from vuonminh.wiring.marketplace_simulator import PLATFORMS, MarketplaceSimulator, Noise
+from vuonminh.wiring.marketplace_simulator import (
+    DEFAULT_APP_KEY,
+    DEFAULT_APP_SECRET,
+    DEFAULT_PARTNER_ID,
+    PLATFORMS,
+    MarketplaceSimulator,
+    Noise,
+)
+
+if TYPE_CHECKING:
+    from vuonminh.orders.settings import PlatformSettings
 
 # The demo catalog's SKUs (vuonminh run --demo), with made-up platform SKU ids and prices.
 DEMO_SKUS = [
@@ -113,22 +123,7 @@ async def _livestream(args: argparse.Namespace) -> None:
     serving = asyncio.create_task(server.serve())
     headers = {"authorization": f"Bearer {args.key}"} if args.key else {}
     async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=10) as client:
-        connected = await client.post(
-            "/v1/shops",
-            json={
-                "channel": platform,
-                "shop_id": sim.shop_id,
-                "seller_id": args.seller,
-                "access_token": sim.access_token,
-                "refresh_token": "sim-refresh-token",
-                "access_expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
-                "shop_cipher": sim.shop_cipher,
-            },
-        )
-        if connected.status_code >= 300:
-            raise RuntimeError(
-                f"POST /v1/shops answered {connected.status_code}: {connected.text} (an operator --key?)"
-            )
+        await connect_shop(client, sim, seller_id=args.seller)
         start = int(time.time()) - int(args.minutes * 60)
         script = sim.script(orders=args.orders, minutes=args.minutes, skus=DEMO_SKUS, start=start)
         began = time.monotonic()
@@ -155,6 +150,65 @@ async def _livestream(args: argparse.Namespace) -> None:
         f"{sim.api_calls} platform API calls ({sim.api_refused} refused: throttled, failed or badly signed)",
         file=sys.stdout,
     )
+
+
+async def connect_shop(client: httpx.AsyncClient, sim: MarketplaceSimulator, *, seller_id: str) -> None:
+    """Connects the simulated shop with its tokens (`POST /v1/shops`, an operator's call)."""
+    connected = await client.post(
+        "/v1/shops",
+        json={
+            "channel": sim.platform,
+            "shop_id": sim.shop_id,
+            "seller_id": seller_id,
+            "access_token": sim.access_token,
+            "refresh_token": sim.refresh_token,
+            "access_expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(),
+            "shop_cipher": sim.shop_cipher,
+        },
+    )
+    if connected.status_code == 409:  # connected by an earlier run, with the same simulated tokens
+        return
+    if connected.status_code >= 300:
+        raise RuntimeError(f"POST /v1/shops answered {connected.status_code}: {connected.text} (an operator --key?)")
+
+
+# Where the in-process simulator's API "lives": requests to it never leave the process.
+SIMULATED_API_BASE = "http://marketplace.simulated"
+
+
+def simulated_platform_settings(platform_url: str) -> PlatformSettings:
+    """Platform settings whose credentials and API addresses are the in-process simulator's."""
+    from vuonminh.orders.settings import PlatformSettings
+
+    return PlatformSettings(
+        tiktok_shop_app_key=DEFAULT_APP_KEY,
+        tiktok_shop_app_secret=DEFAULT_APP_SECRET,
+        tiktok_shop_api_base=SIMULATED_API_BASE,
+        tiktok_shop_auth_base=SIMULATED_API_BASE,
+        shopee_partner_id=DEFAULT_PARTNER_ID,
+        shopee_partner_key=DEFAULT_APP_SECRET,
+        shopee_callback_url=f"{platform_url}/v1/webhooks/shopee",
+        shopee_api_base=SIMULATED_API_BASE,
+        lazada_app_key=DEFAULT_APP_KEY,
+        lazada_app_secret=DEFAULT_APP_SECRET,
+        lazada_api_base=f"{SIMULATED_API_BASE}/rest",
+        lazada_auth_base=f"{SIMULATED_API_BASE}/rest",
+    )
+
+
+class ProgressLines:
+    """A progress report for a server's log: one line every `every_s` seconds, and one at the end."""
+
+    def __init__(self, label: str, total: int, *, every_s: float = 10.0) -> None:
+        self.label, self.total, self.every_s = label, total, every_s
+        self.done = 0
+        self._printed_at = time.monotonic()
+
+    def update(self, count: int) -> None:
+        self.done += count
+        if self.done >= self.total or time.monotonic() - self._printed_at >= self.every_s:
+            self._printed_at = time.monotonic()
+            print(f"{self.label}: {self.done:,}/{self.total:,} webhooks sent", file=sys.stderr, flush=True)
 
 
 def cmd_simulate_carriers(args: argparse.Namespace) -> None:

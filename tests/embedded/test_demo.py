@@ -83,3 +83,36 @@ async def test_the_demo_shops_get_their_own_secrets_and_keep_them_across_restart
         assert _printed_shop_secrets(run.log_tail(200)) == secrets
     finally:
         run.stop()
+
+
+@pytest.mark.parametrize("platform", ["shopee", "lazada"])
+async def test_the_demo_replays_a_livestream_from_a_simulated_marketplace(tmp_path, platform):
+    """`run --demo --livestream`: the simulator posts the platform's signed webhooks and answers the
+    platform client's fetches, all in the one process; every order lands once, under its channel."""
+    args = ["run", "--demo", "--data-dir", str(tmp_path / "data"), "--livestream", platform]
+    args += ["--livestream-orders", "25", "--livestream-speed", "0"]
+    run = VuonminhProcess(args, env={"VUONMINH_DIRECT_SECRET": ""}, log_path=tmp_path / "run.log")
+    try:
+        run.start()
+        await run.wait_ready()
+
+        async def finished() -> str | None:
+            found = re.search(
+                r"25 orders, every one's last state fetched after .* (\d+) platform API calls", run.log_tail(400)
+            )
+            return found.group(1) if found else None
+
+        api_calls = await eventually(finished, timeout_s=120)
+        assert 0 < int(api_calls) <= 25 * 3, run.log_tail(100)
+        operator = {"Authorization": f"Bearer {_printed_keys(run.log_tail(400))['operator']}"}
+
+        async def stored():
+            async with httpx.AsyncClient(headers=operator, base_url=run.url) as client:
+                found = (await client.get("/v1/orders", params={"channel": platform, "limit": 100})).json()
+            return found if len(found) == 25 else None
+
+        orders = await eventually(stored, timeout_s=60)
+        assert len({order["order_id"] for order in orders}) == 25
+        assert {order["shop_id"] for order in orders} == {"7495001"}
+    finally:
+        run.stop()
