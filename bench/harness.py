@@ -322,10 +322,18 @@ class Bench:
         nothing stored twice, nothing stored that was never accepted."""
         db = platform.databases
         like = f"external_order_id LIKE '{run_id}-%'"
-        stored_rows = await db.fetch("orders", f"SELECT external_order_id, status FROM {{s}}orders WHERE {like}")
-        stored_ids = [row[0] for row in stored_rows]
-        placed = sum(1 for row in stored_rows if row[1] in ("placed", "confirmed"))
-        counted = await db.scalar("analytics", "SELECT count(DISTINCT order_id) FROM {s}seller_order_facts")
+        # An order placed, then refused by the stock step, is counted, then taken out again when its
+        # rejection arrives: the two sides agree once those last events are through (a few seconds).
+        for _ in range(30):
+            stored_rows = await db.fetch("orders", f"SELECT external_order_id, status FROM {{s}}orders WHERE {like}")
+            stored_ids = [row[0] for row in stored_rows]
+            placed = sum(1 for row in stored_rows if row[1] in ("placed", "confirmed"))
+            counted = await db.scalar(
+                "analytics", "SELECT count(DISTINCT order_id) FROM {s}seller_order_facts WHERE NOT cancelled"
+            )
+            if not finished or counted == placed:
+                break
+            await asyncio.sleep(1)
         recount_rows = await db.fetch(
             "orders",
             "SELECT l.seller_ward_code, count(DISTINCT l.order_id), sum(l.line_total_vnd), sum(l.line_weight_g) "
