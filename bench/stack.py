@@ -253,7 +253,10 @@ async def start_kafka(workdir: Path, database_url: str, *, services: tuple[str, 
             async with httpx.AsyncClient(
                 headers=operator_headers(), base_url=processes["catalog"].url, timeout=30
             ) as client:
-                for seller in demo_catalog()["sellers"]:
+                catalog = demo_catalog()
+                for shop in catalog["provincial_shops"]:  # before the sellers that sell through them
+                    (await client.post("/v1/provincial-shops", json=shop)).raise_for_status()
+                for seller in catalog["sellers"]:
                     (await client.post("/v1/sellers", json=seller)).raise_for_status()
                 for listing in demo_listings():
                     (await client.post("/v1/products", json=listing)).raise_for_status()
