@@ -7,10 +7,11 @@ the events it publishes commit together.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 import structlog
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, tuple_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -51,6 +52,7 @@ from vuonminh.shared.events import (
     StockReserved,
 )
 from vuonminh.shared.events.orders import PlacedBuyer
+from vuonminh.shared.inbox import BatchHandler
 from vuonminh.shared.runtime import ServiceRuntime
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
@@ -83,11 +85,30 @@ async def on_product_listed(uow: UnitOfWork, envelope: Envelope) -> None:
     await _resume_orders_waiting_for(uow, kind="sku", ref=event.sku)
 
 
-async def on_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
-    received = envelope.data_as(OrderReceived)
+async def on_orders_received(uow: UnitOfWork, envelopes: Sequence[Envelope]) -> None:
+    """A run of direct orders: their stored versions (locked) and the catalog they name are read
+    with one query each, then each order is decided as it would be alone, in offset order."""
+    received = [(envelope, envelope.data_as(OrderReceived)) for envelope in envelopes]
     # By the shop's identity, not by our derived id: orders stored before the id derivation
     # changed keep the id they were given.
-    order = await find_order(uow.session, received.channel, received.shop_id, received.order_id, lock=True)
+    stored = await _locked_orders(uow.session, {(r.channel, r.shop_id, r.order_id) for _, r in received})
+    catalog = await _catalog_of(uow.session, {item.sku for _, r in received for item in r.items})
+    for envelope, order_received in received:
+        key = (order_received.channel, order_received.shop_id, order_received.order_id)
+        uow.caused_by = envelope  # what each order publishes names its own webhook as its cause
+        with structlog.contextvars.bound_contextvars(event_id=envelope.id, correlation_id=envelope.correlation_id):
+            stored[key] = await _receive(uow, envelope, order_received, stored.get(key), catalog=catalog)
+    uow.caused_by = None
+
+
+# Called with one event it decides that one: how a failed batch is retried event by event.
+ON_ORDERS_RECEIVED = BatchHandler(on_orders_received)
+
+
+async def _receive(
+    uow: UnitOfWork, envelope: Envelope, received: OrderReceived, order: Order | None, *, catalog: CatalogView
+) -> Order:
+    """One shop's order, given its stored version (locked) or None: stored, replaced or kept aside."""
     if order is not None:
         differs = domain.differences(domain.order_content(received_from(order)), domain.order_content(received))
         if order.status in domain.FINAL_FOR_INTAKE:
@@ -95,31 +116,52 @@ async def on_order_received(uow: UnitOfWork, envelope: Envelope) -> None:
                 _record_conflict(order, envelope, received, differs)
             else:
                 log.info("orders.same_order_again", order_id=order.id, event_id=envelope.id)
-            return
+            return order
         refused_by_stock = order.status == "rejected" and any(
             reason.get("code") in STOCK_REFUSALS for reason in order.rejection_reasons
         )
         if (order.status == AWAITING or refused_by_stock) and not differs:
             # The same order again (a shop's retry): a stock refusal stands until the shop changes the order.
             log.info("orders.same_order_again", order_id=order.id, event_id=envelope.id)
-            return
+            return order
         # Not placed (rejected, or still waiting for the catalog): the shop's new version replaces it.
         log.info("orders.order_replaced", order_id=order.id, previous_status=order.status, event_id=envelope.id)
         _take_version(order, received, envelope)
-    else:
-        order = Order(
-            id=domain.order_id_for(received.channel, received.shop_id, received.order_id),
-            channel=received.channel,
-            shop_id=received.shop_id,
-            external_order_id=received.order_id,
-            status=AWAITING,
-            total_vnd=0,
-            total_weight_g=0,
-            created_at=utc_now(),
-            **_version_fields(received, envelope),
-        )
-        uow.session.add(order)
-    await _decide(uow, order, received)
+        await _decide(uow, order, received, catalog=catalog)
+        return order
+    order = Order(
+        id=domain.order_id_for(received.channel, received.shop_id, received.order_id),
+        channel=received.channel,
+        shop_id=received.shop_id,
+        external_order_id=received.order_id,
+        status=AWAITING,
+        total_vnd=0,
+        total_weight_g=0,
+        created_at=utc_now(),
+        **_version_fields(received, envelope),
+    )
+    uow.session.add(order)
+    await _decide(uow, order, received, catalog=catalog, new_order=True)
+    return order
+
+
+async def _locked_orders(
+    session: AsyncSession, keys: Collection[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], Order]:
+    """The stored orders of these (channel, shop, shop's order id), locked for this transaction."""
+    if not keys:
+        return {}
+    identity = tuple_(col(Order.channel), col(Order.shop_id), col(Order.external_order_id))
+    # Another replica (or the sweep) may be deciding one: this waits, then sees the result. Locked
+    # in id order, so two batches never wait on each other in a cycle; a deadlock is retried anyway.
+    query = (
+        select(Order)
+        .where(identity.in_(list(keys)))
+        .order_by(col(Order.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {(o.channel, o.shop_id, o.external_order_id): o for o in (await session.exec(query)).all()}
 
 
 # -- looking orders up ------------------------------------------------------------------------------------
@@ -237,10 +279,11 @@ def _record_conflict(order: Order, envelope: Envelope, received: OrderReceived, 
 
 
 # -- deciding -------------------------------------------------------------------------------------------
-async def _catalog_for(
-    session: AsyncSession, received: OrderReceived
-) -> tuple[dict[str, domain.CatalogProduct], dict[str, domain.CatalogSeller]]:
-    skus = {item.sku for item in received.items}
+# What orders knows of catalog for some SKUs: their products and those products' sellers.
+CatalogView = tuple[dict[str, domain.CatalogProduct], dict[str, domain.CatalogSeller]]
+
+
+async def _catalog_of(session: AsyncSession, skus: Collection[str]) -> CatalogView:
     products = {
         p.sku: domain.CatalogProduct(sku=p.sku, name=p.name, seller_id=p.seller_id, unit_weight_g=p.unit_weight_g)
         for p in (await session.exec(select(KnownProduct).where(col(KnownProduct.sku).in_(skus)))).all()
@@ -290,8 +333,16 @@ async def _mapped(session: AsyncSession, received: OrderReceived) -> OrderReceiv
 
 
 async def _decide(
-    uow: UnitOfWork, order: Order, received: OrderReceived, *, waited_s: float | None = None
+    uow: UnitOfWork,
+    order: Order,
+    received: OrderReceived,
+    *,
+    waited_s: float | None = None,
+    catalog: CatalogView | None = None,
+    new_order: bool = False,
 ) -> domain.Decision:
+    """`catalog`: read already for a batch (it must cover the order's SKUs); `new_order`: nothing of
+    the order is stored yet (no old lines to replace)."""
     if received.channel != "direct" and received.buyer is None:
         # Platforms hide the address until the order is paid; a paid one without it is not shippable.
         reason = RejectionReasonV2(code="no_address", message="the platform gave no delivery address")
@@ -306,13 +357,13 @@ async def _decide(
         await _store(uow, order, decision)
         return decision
     received = await _mapped(uow.session, received)
-    products, sellers = await _catalog_for(uow.session, received)
+    products, sellers = catalog or await _catalog_of(uow.session, {item.sku for item in received.items})
     decision = domain.decide(received, order_id=order.id, products=products, sellers=sellers, waited_s=waited_s)
-    await _store(uow, order, decision)
+    await _store(uow, order, decision, new_order=new_order)
     return decision
 
 
-async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision) -> None:
+async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision, *, new_order: bool = False) -> None:
     """Writes the decision on the order (lines, waits) and publishes it once decided."""
     session = uow.session
     # Only an order that waited has wait rows; only a placed one (final, never decided again) has lines.
@@ -344,8 +395,9 @@ async def _store(uow: UnitOfWork, order: Order, decision: domain.Decision) -> No
     if had_waits:
         await session.exec(delete(OrderCatalogWait).where(col(OrderCatalogWait.order_id) == order.id))
     if placed:
-        # An order refused by the stock step after it was placed keeps its lines: a new version replaces them.
-        await session.exec(delete(OrderLineRow).where(col(OrderLineRow.order_id) == order.id))
+        if not new_order:
+            # An order refused by the stock step after it was placed keeps its lines: a new version replaces them.
+            await session.exec(delete(OrderLineRow).where(col(OrderLineRow.order_id) == order.id))
         for line_no, line in enumerate(decision.lines, start=1):
             session.add(OrderLineRow(order_id=order.id, line_no=line_no, **line.model_dump()))
     _history(uow, order, source="intake", note=None if placed else "; ".join(r.code for r in decision.reasons))

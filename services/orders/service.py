@@ -35,7 +35,7 @@ SERVICE = ServiceSpec(
             StockReservationFailed.TYPE: handlers.on_stock_reservation_failed,
         },
         Topic.ORDERS_INTAKE: {
-            OrderReceived.TYPE: handlers.on_order_received,
+            OrderReceived.TYPE: handlers.ON_ORDERS_RECEIVED,
             OrderReceivedV2.TYPE: handlers.on_platform_order_received,
         },
         Topic.SHIPMENTS: {ShipmentStatusChanged.TYPE: handlers.on_shipment_status_changed},
