@@ -675,25 +675,51 @@ def _rejected_for_address(order: Order, received: OrderReceivedV2, problem: str)
 
 
 # -- the stock step of the saga -----------------------------------------------------------------------------
-async def on_stock_reserved(uow: UnitOfWork, envelope: Envelope) -> None:
-    event = envelope.data_as(StockReserved)
-    order = await _locked_order(uow.session, event.order_id)
-    if order is None or order.status != "placed":
-        # Cancelled meanwhile (catalog releases on order_cancelled), or already past it: nothing to confirm.
-        log.info("orders.reservation_not_applied", order_id=event.order_id, status=order.status if order else None)
-        return
+async def on_reservation_results(uow: UnitOfWork, envelopes: Sequence[Envelope]) -> None:
+    """catalog's answers for a poll's orders (reserved or refused): the orders are locked with one
+    query, then each answer is applied in offset order."""
+    answers = [
+        envelope.data_as(StockReserved if envelope.type == StockReserved.TYPE else StockReservationFailed)
+        for envelope in envelopes
+    ]
+    orders = await _locked_orders_by_id(uow.session, {answer.order_id for answer in answers})
+    for envelope, answer in zip(envelopes, answers, strict=True):
+        uow.caused_by = envelope
+        with structlog.contextvars.bound_contextvars(event_id=envelope.id, correlation_id=envelope.correlation_id):
+            order = orders.get(answer.order_id)
+            if order is None or order.status != "placed":
+                # Cancelled meanwhile (catalog releases on order_cancelled), or already past it: nothing to apply.
+                log.info("orders.reservation_answer_not_applied", order_id=answer.order_id, event_type=envelope.type)
+            elif isinstance(answer, StockReserved):
+                _confirm(uow, order, answer)
+            else:
+                _refuse(uow, order, answer)
+    uow.caused_by = None
+
+
+# Reserved and refused alternate on one topic: one handler for both keeps a poll in one call.
+ON_RESERVATION_RESULTS = BatchHandler(on_reservation_results)
+
+
+async def _locked_orders_by_id(session: AsyncSession, order_ids: Collection[str]) -> dict[str, Order]:
+    query = (
+        select(Order)
+        .where(col(Order.id).in_(order_ids))
+        .order_by(col(Order.id))  # the same lock order as every batch
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {order.id: order for order in (await session.exec(query)).all()}
+
+
+def _confirm(uow: UnitOfWork, order: Order, event: StockReserved) -> None:
     order.status = "confirmed"
     order.status_changed_at = utc_now()
     _history(uow, order, source="catalog", occurred_at=event.reserved_at)
     uow.publish(OrderConfirmed(order_id=order.id, confirmed_at=utc_now()), correlation_id=order.correlation_id)
 
 
-async def on_stock_reservation_failed(uow: UnitOfWork, envelope: Envelope) -> None:
-    event = envelope.data_as(StockReservationFailed)
-    order = await _locked_order(uow.session, event.order_id)
-    if order is None or order.status != "placed":
-        log.info("orders.reservation_failure_not_applied", order_id=event.order_id)
-        return
+def _refuse(uow: UnitOfWork, order: Order, event: StockReservationFailed) -> None:
     reasons = tuple(
         RejectionReasonV2(code=problem.code, message=problem.message, sku=problem.sku) for problem in event.problems
     )

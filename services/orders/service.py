@@ -31,8 +31,8 @@ SERVICE = ServiceSpec(
             ListingPublished.TYPE: handlers.on_listing_published,
         },
         Topic.CATALOG_RESERVATIONS: {
-            StockReserved.TYPE: handlers.on_stock_reserved,
-            StockReservationFailed.TYPE: handlers.on_stock_reservation_failed,
+            StockReserved.TYPE: handlers.ON_RESERVATION_RESULTS,
+            StockReservationFailed.TYPE: handlers.ON_RESERVATION_RESULTS,
         },
         Topic.ORDERS_INTAKE: {
             OrderReceived.TYPE: handlers.ON_ORDERS_RECEIVED,
