@@ -7,12 +7,13 @@ after that cancels the shipments not yet picked up.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import cast
 
 import structlog
-from sqlmodel import select
+from sqlmodel import col, select
 
 from vuonminh.logistics import domain, first_mile, policy, queries
 from vuonminh.logistics.carriers import CARRIERS
@@ -30,6 +31,7 @@ from vuonminh.shared.events import (
     payload_class_for,
 )
 from vuonminh.shared.events.logistics import Carrier
+from vuonminh.shared.inbox import BatchHandler
 from vuonminh.shared.timeutil import utc_now
 from vuonminh.shared.unit_of_work import UnitOfWork
 
@@ -40,19 +42,30 @@ class ConfirmationBeforePlacement(LookupError):
     """order_confirmed for an order this service never saw placed: a record error (dead-lettered)."""
 
 
-async def on_order_placed(uow: UnitOfWork, envelope: Envelope) -> None:
-    order = envelope.data_as(OrderPlaced)  # v2 (marketplaces) is a subclass
-    if await uow.session.get(AwaitingConfirmation, order.order_id) is not None:
-        return  # the same order placed again (a new version of a rejected one keeps its first content)
-    uow.session.add(
-        AwaitingConfirmation(
-            order_id=order.order_id,
-            event_type=envelope.type,
-            payload=order.model_dump_json(),
-            status="awaiting",
-            received_at=utc_now(),
-        )
+async def on_orders_placed(uow: UnitOfWork, envelopes: Sequence[Envelope]) -> None:
+    """Placed orders, kept until confirmed: one query finds those kept already, one insert keeps the rest."""
+    placed = [(envelope, envelope.data_as(OrderPlaced)) for envelope in envelopes]  # v2 (marketplaces) is a subclass
+    query = select(AwaitingConfirmation.order_id).where(
+        col(AwaitingConfirmation.order_id).in_({order.order_id for _, order in placed})
     )
+    kept = set((await uow.session.exec(query)).all())
+    now = utc_now()
+    for envelope, order in placed:
+        if order.order_id in kept:
+            continue  # the same order placed again (a new version of a rejected one keeps its first content)
+        kept.add(order.order_id)
+        uow.session.add(
+            AwaitingConfirmation(
+                order_id=order.order_id,
+                event_type=envelope.type,
+                payload=order.model_dump_json(),
+                status="awaiting",
+                received_at=now,
+            )
+        )
+
+
+ON_ORDERS_PLACED = BatchHandler(on_orders_placed)
 
 
 async def on_order_confirmed(uow: UnitOfWork, envelope: Envelope) -> None:

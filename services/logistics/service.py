@@ -13,8 +13,8 @@ SERVICE = ServiceSpec(
     # Ships only confirmed orders: the placed content waits for catalog's reservation (via orders).
     subscriptions={
         Topic.ORDERS: {
-            OrderPlaced.TYPE: handlers.on_order_placed,
-            OrderPlacedV2.TYPE: handlers.on_order_placed,
+            OrderPlaced.TYPE: handlers.ON_ORDERS_PLACED,
+            OrderPlacedV2.TYPE: handlers.ON_ORDERS_PLACED,
             OrderConfirmed.TYPE: handlers.on_order_confirmed,
             OrderCancelled.TYPE: handlers.on_order_cancelled,
         },

@@ -104,3 +104,14 @@ async def test_a_confirmation_for_an_order_never_placed_is_dead_lettered(logisti
     parked = await logistics.transport.log.read("orders.orders.dlq", 0, 10)
     assert [record.header("dlq_consumer_group") for record in parked] == [GROUP]
     assert "never placed here" in parked[0].header("dlq_error")
+
+
+async def test_orders_placed_in_one_poll_are_kept_once_each_with_their_first_content(logistics):
+    first, again = _placed("ORD-BATCH-1"), _placed("ORD-BATCH-1").model_copy(update={"total_vnd": 1})
+    # One append: the consumer takes the three in one poll, one call of the batch handler.
+    await _feed(logistics, first, _placed("ORD-BATCH-2"), again)
+    async with logistics.service("logistics").sessions() as session:
+        kept = {row.order_id: row for row in (await session.exec(select(AwaitingConfirmation))).scalars()}
+    assert set(kept) == {"ORD-BATCH-1", "ORD-BATCH-2"}
+    assert OrderPlaced.model_validate_json(kept["ORD-BATCH-1"].payload).total_vnd == first.total_vnd
+    assert {row.status for row in kept.values()} == {"awaiting"}
